@@ -1,0 +1,345 @@
+"""Weight-normalised 1-D convolutions with SEANet's padding rules (channels-last)."""
+
+import math
+
+import keras
+from keras import ops
+
+
+def extra_padding_for_conv1d(length, kernel_size, stride, padding_total):
+    """Right padding that makes the last window of a strided conv full.
+
+    Mirrors the SEANet/EnCodec rule so that a transposed conv can rebuild a
+    signal of length ``frames * stride``. ``length`` may be a Python int or a
+    scalar tensor (dynamic shapes in exported graphs).
+    """
+    if isinstance(length, int):
+        n_frames = (length - kernel_size + padding_total) / stride + 1
+        ideal_length = (math.ceil(n_frames) - 1) * stride + (kernel_size - padding_total)
+        return ideal_length - length
+    numerator = length - kernel_size + padding_total
+    frames_minus_one = ops.floor_divide(numerator + stride - 1, stride)
+    return frames_minus_one * stride + (kernel_size - padding_total) - length
+
+
+def _static_length(x):
+    length = x.shape[1]
+    return int(length) if length is not None else ops.shape(x)[1]
+
+
+def reflect_pad_time(x, left, right):
+    """Reflect-pads ``x`` ([batch, time, channels]) along time.
+
+    Like the reference's ``pad1d``: when the signal is not longer than the
+    padding, zeros are appended first so the reflection is defined, then removed.
+    """
+    length = _static_length(x)
+    if isinstance(length, int) and isinstance(right, int):
+        if left == 0 and right == 0:
+            return x
+        max_pad = max(left, right)
+        extra = max_pad - length + 1 if length <= max_pad else 0
+        if extra:
+            x = ops.pad(x, [[0, 0], [0, extra], [0, 0]])
+        padded = ops.pad(x, [[0, 0], [left, right], [0, 0]], mode="reflect")
+        if extra:
+            padded = padded[:, : padded.shape[1] - extra]
+        return padded
+    # Dynamic length (symbolic export graphs): build the reflection from slices.
+    # Assumes the signal is longer than the padding, which holds for any input
+    # of at least one hop.
+    parts = []
+    if left:
+        parts.append(ops.flip(x[:, 1 : left + 1], axis=1))
+    parts.append(x)
+    right_part = ops.flip(ops.slice(x, [0, length - 1 - right, 0],
+                                    [ops.shape(x)[0], right, ops.shape(x)[2]]), axis=1)
+    parts.append(right_part)
+    return ops.concatenate(parts, axis=1)
+
+
+def _weight_norm_kernel(kernel_v, kernel_g):
+    # Norm over every axis but the last (output channels for a conv, input
+    # channels for a transposed conv), as torch.nn.utils.weight_norm(dim=0)
+    # does on the reference's layouts. No epsilon, for exact parity.
+    norm = ops.sqrt(ops.sum(ops.square(kernel_v), axis=(0, 1), keepdims=True))
+    return kernel_v * (ops.reshape(kernel_g, (1, 1, -1)) / norm)
+
+
+def _torch_like_initializers(fan_in, seed):
+    # PyTorch's default Conv init: kaiming_uniform(a=sqrt(5)) -> U(+-1/sqrt(fan_in)).
+    bound = 1.0 / math.sqrt(fan_in)
+    kernel_init = keras.initializers.VarianceScaling(
+        scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed
+    )
+    bias_init = keras.initializers.RandomUniform(-bound, bound, seed=seed)
+    return kernel_init, bias_init
+
+
+@keras.saving.register_keras_serializable(package="keras_dmcodec")
+class NormConv1D(keras.layers.Layer):
+    """SEANet convolution: optional weight norm, reflect padding, causal option.
+
+    Input and output are channels-last, ``[batch, time, channels]``. Padding
+    follows the reference (``SConv1d``): total ``(k - 1) * dilation - (stride - 1)``,
+    split ``right = total // 2`` and ``left = total - right`` (all left when
+    causal), plus right padding so the last window is full; the output has
+    ``ceil(time / stride)`` frames.
+
+    With ``norm="weight_norm"`` the kernel is ``g * v / ||v||`` (norm over
+    kernel and input axes per output channel), stored as ``kernel_v`` with
+    shape ``(kernel_size, in_channels // groups, filters)`` and ``kernel_g``
+    with shape ``(filters,)``, so reference ``weight_v`` / ``weight_g`` load exactly.
+
+    Args:
+        filters: int. Output channels.
+        kernel_size: int. Kernel width.
+        strides: int. Stride.
+        dilation_rate: int. Dilation.
+        groups: int. Grouped convolution count.
+        use_bias: bool. Whether to add a bias.
+        norm: str. ``"weight_norm"`` or ``"none"``.
+        causal: bool. Pad on the left only.
+        pad_mode: str. ``"reflect"`` or ``"constant"`` (zeros).
+        seed: int or None. Seed for the initialisers.
+
+    Example:
+    >>> conv = NormConv1D(8, kernel_size=4, strides=2)
+    >>> tuple(conv(keras.ops.ones((1, 10, 3))).shape)
+    (1, 5, 8)
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        dilation_rate=1,
+        groups=1,
+        use_bias=True,
+        norm="weight_norm",
+        causal=False,
+        pad_mode="reflect",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if norm not in ("weight_norm", "none"):
+            raise ValueError(f"norm must be 'weight_norm' or 'none', got {norm!r}")
+        if pad_mode not in ("reflect", "constant"):
+            raise ValueError(f"pad_mode must be 'reflect' or 'constant', got {pad_mode!r}")
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.dilation_rate = int(dilation_rate)
+        self.groups = int(groups)
+        self.use_bias = bool(use_bias)
+        self.norm = norm
+        self.causal = bool(causal)
+        self.pad_mode = pad_mode
+        self.seed = seed
+
+    def build(self, input_shape):
+        in_channels = int(input_shape[-1])
+        if in_channels % self.groups:
+            raise ValueError(f"in_channels {in_channels} not divisible by groups {self.groups}")
+        shape = (self.kernel_size, in_channels // self.groups, self.filters)
+        fan_in = shape[0] * shape[1]
+        kernel_init, bias_init = _torch_like_initializers(fan_in, self.seed)
+        if self.norm == "weight_norm":
+            self.kernel_v = self.add_weight(name="kernel_v", shape=shape, initializer=kernel_init)
+            # g starts at ||v|| so the effective kernel equals v at init, as in torch.
+            v = ops.convert_to_numpy(self.kernel_v)
+            g_init = ops.convert_to_numpy(ops.sqrt(ops.sum(ops.square(v), axis=(0, 1))))
+            self.kernel_g = self.add_weight(
+                name="kernel_g",
+                shape=(self.filters,),
+                initializer=keras.initializers.Constant(g_init),
+            )
+        else:
+            self.kernel = self.add_weight(name="kernel", shape=shape, initializer=kernel_init)
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=bias_init)
+        else:
+            self.bias = None
+
+    def effective_kernel(self):
+        """The kernel the convolution applies, shape ``(k, in // groups, filters)``."""
+        if self.norm == "weight_norm":
+            return _weight_norm_kernel(self.kernel_v, self.kernel_g)
+        return self.kernel
+
+    def padding_for(self, length):
+        """``(left, right)`` padding for an input of ``length`` samples."""
+        padding_total = (self.kernel_size - 1) * self.dilation_rate - (self.strides - 1)
+        extra = extra_padding_for_conv1d(length, self.kernel_size, self.strides, padding_total)
+        if self.causal:
+            return padding_total, extra
+        right = padding_total // 2
+        return padding_total - right, right + extra
+
+    def call(self, inputs):
+        left, right = self.padding_for(_static_length(inputs))
+        if self.pad_mode == "reflect":
+            x = reflect_pad_time(inputs, left, right)
+        else:
+            x = ops.pad(inputs, [[0, 0], [left, right], [0, 0]])
+        y = ops.conv(
+            x,
+            ops.cast(self.effective_kernel(), x.dtype),
+            strides=self.strides,
+            padding="valid",
+            data_format="channels_last",
+            dilation_rate=self.dilation_rate,
+        )
+        if self.bias is not None:
+            y = y + ops.cast(self.bias, y.dtype)
+        return y
+
+    def compute_output_shape(self, input_shape):
+        length = input_shape[1]
+        frames = None if length is None else -(-length // self.strides)
+        return (input_shape[0], frames, self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            dilation_rate=self.dilation_rate,
+            groups=self.groups,
+            use_bias=self.use_bias,
+            norm=self.norm,
+            causal=self.causal,
+            pad_mode=self.pad_mode,
+            seed=self.seed,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_dmcodec")
+class NormConv1DTranspose(keras.layers.Layer):
+    """SEANet transposed convolution with weight norm and fixed trimming.
+
+    Output length is ``time * strides``: the ``kernel_size - strides`` extra
+    samples are trimmed, ``right = total // 2`` and the rest on the left
+    (non-causal) or ``ceil(total * trim_right_ratio)`` on the right (causal),
+    as the reference's ``SConvTranspose1d``.
+
+    With ``norm="weight_norm"`` the kernel is stored as ``kernel_v`` with shape
+    ``(kernel_size, filters, in_channels)`` and ``kernel_g`` with shape
+    ``(in_channels,)``: torch normalises a transposed conv's weight
+    ``(in, out, k)`` over all axes but the input-channel axis.
+
+    Args:
+        filters: int. Output channels.
+        kernel_size: int. Kernel width.
+        strides: int. Upsampling factor.
+        use_bias: bool. Whether to add a bias.
+        norm: str. ``"weight_norm"`` or ``"none"``.
+        causal: bool. Trim on the right (by ``trim_right_ratio``).
+        trim_right_ratio: float. Share of the trim taken on the right when causal.
+        seed: int or None. Seed for the initialisers.
+
+    Example:
+    >>> up = NormConv1DTranspose(4, kernel_size=8, strides=4)
+    >>> tuple(up(keras.ops.ones((2, 5, 6))).shape)
+    (2, 20, 4)
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        use_bias=True,
+        norm="weight_norm",
+        causal=False,
+        trim_right_ratio=1.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if norm not in ("weight_norm", "none"):
+            raise ValueError(f"norm must be 'weight_norm' or 'none', got {norm!r}")
+        if not causal and trim_right_ratio != 1.0:
+            raise ValueError("trim_right_ratio != 1.0 only makes sense for causal convolutions")
+        if not 0.0 <= trim_right_ratio <= 1.0:
+            raise ValueError(f"trim_right_ratio must be in [0, 1], got {trim_right_ratio}")
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.use_bias = bool(use_bias)
+        self.norm = norm
+        self.causal = bool(causal)
+        self.trim_right_ratio = float(trim_right_ratio)
+        self.seed = seed
+
+    def build(self, input_shape):
+        in_channels = int(input_shape[-1])
+        shape = (self.kernel_size, self.filters, in_channels)
+        # torch computes fan_in of a transposed conv weight (in, out, k) as out * k.
+        kernel_init, bias_init = _torch_like_initializers(self.filters * self.kernel_size, self.seed)
+        if self.norm == "weight_norm":
+            self.kernel_v = self.add_weight(name="kernel_v", shape=shape, initializer=kernel_init)
+            v = ops.convert_to_numpy(self.kernel_v)
+            g_init = ops.convert_to_numpy(ops.sqrt(ops.sum(ops.square(v), axis=(0, 1))))
+            self.kernel_g = self.add_weight(
+                name="kernel_g",
+                shape=(in_channels,),
+                initializer=keras.initializers.Constant(g_init),
+            )
+        else:
+            self.kernel = self.add_weight(name="kernel", shape=shape, initializer=kernel_init)
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=bias_init)
+        else:
+            self.bias = None
+
+    def effective_kernel(self):
+        """The kernel applied, shape ``(k, filters, in_channels)``."""
+        if self.norm == "weight_norm":
+            return _weight_norm_kernel(self.kernel_v, self.kernel_g)
+        return self.kernel
+
+    def call(self, inputs):
+        y = ops.conv_transpose(
+            inputs,
+            ops.cast(self.effective_kernel(), inputs.dtype),
+            strides=self.strides,
+            padding="valid",
+            data_format="channels_last",
+        )
+        if self.bias is not None:
+            y = y + ops.cast(self.bias, y.dtype)
+        padding_total = self.kernel_size - self.strides
+        if self.causal:
+            right = math.ceil(padding_total * self.trim_right_ratio)
+            left = padding_total - right
+        else:
+            right = padding_total // 2
+            left = padding_total - right
+        length = y.shape[1]
+        if length is None:
+            return ops.slice(y, [0, left, 0], [ops.shape(y)[0], ops.shape(y)[1] - left - right,
+                                               ops.shape(y)[2]])
+        return y[:, left : length - right]
+
+    def compute_output_shape(self, input_shape):
+        length = input_shape[1]
+        return (input_shape[0], None if length is None else length * self.strides, self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            use_bias=self.use_bias,
+            norm=self.norm,
+            causal=self.causal,
+            trim_right_ratio=self.trim_right_ratio,
+            seed=self.seed,
+        )
+        return config

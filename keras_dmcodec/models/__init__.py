@@ -1,0 +1,3 @@
+from keras_dmcodec.models.dmcodec import DMCodec
+
+__all__ = ["DMCodec"]
