@@ -377,6 +377,25 @@ class DMCodec(keras.Model):
         codes = self.encode(clean, n_q=n_q)
         return codes, self.decode(codes, num_samples=clean.shape[1])
 
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **overrides):
+        """Builds a codec from a preset name (see ``keras_dmcodec.presets.PRESETS``) or directory.
+
+        Args:
+            preset: preset name or a directory with ``config.json`` and ``model.weights.h5``.
+            load_weights: load weights (False gives a randomly initialised model).
+            **overrides: config values to change.
+        """
+        from keras_dmcodec.presets import load_preset
+
+        return load_preset(preset, load_weights=load_weights, **overrides)
+
+    def save_to_preset(self, directory, overwrite=False, metadata=None):
+        """Writes ``config.json`` + ``model.weights.h5`` (loadable under any backend)."""
+        from keras_dmcodec.presets import save_preset
+
+        return save_preset(self, directory, overwrite=overwrite, metadata=metadata)
+
     def get_config(self):
         config = super().get_config()
         config.update(

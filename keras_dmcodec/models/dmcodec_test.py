@@ -1,0 +1,168 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_dmcodec import DMCodec
+from keras_dmcodec.presets import PresetError
+
+
+def _np(x):
+    return ops.convert_to_numpy(x)
+
+
+@pytest.fixture
+def codec(tiny_config):
+    model = DMCodec(**tiny_config, seed=7)
+    audio = np.random.default_rng(0).normal(size=(2, 4000)).astype("float32") * 0.1
+    model(audio, training=True)  # k-means initialises the codebooks
+    return model
+
+
+@pytest.fixture
+def audio():
+    return (np.random.default_rng(1).normal(size=(2, 3333)) * 0.1).astype("float32")
+
+
+def test_reference_rates_without_building():
+    model = DMCodec()
+    assert model.hop_length == 320
+    assert model.frame_rate == 50.0
+    assert [model.bitrate(n) for n in range(1, 9)] == [500.0 * n for n in range(1, 9)]
+    assert model.frames_for(16000) == 50 and model.frames_for(16001) == 51
+    assert model.frames_for(0) == 0
+
+
+def test_call_outputs(codec, audio):
+    out = codec(audio)
+    frames = codec.frames_for(audio.shape[1])
+    assert tuple(out["audio"].shape) == audio.shape
+    assert tuple(out["codes"].shape) == (2, 4, frames)
+    assert tuple(out["latents"].shape) == (2, frames, 16)
+    assert len(out["layer_outputs"]) == 4
+    assert tuple(out["distill_features"].shape) == (2, frames, 8)
+    assert np.isfinite(float(_np(out["commitment_loss"])))
+    # [B, 1, T] gives the same result as [B, T]
+    out3 = codec(audio[:, None, :])
+    np.testing.assert_allclose(_np(out3["audio"]), _np(out["audio"]), atol=1e-6)
+
+
+def test_training_call_updates_codebooks(codec, audio):
+    before = _np(codec.quantizer.quantizers[0].codebook).copy()
+    codec(audio, training=True)
+    assert not np.array_equal(before, _np(codec.quantizer.quantizers[0].codebook))
+
+
+@pytest.mark.parametrize("length", [1, 320, 3333])
+def test_encode_decode_round_trip_shapes(codec, length):
+    x = (np.random.default_rng(2).normal(size=(2, length)) * 0.1).astype("float32")
+    codes = codec.encode(x)
+    assert codes.dtype == np.int32 and codes.shape == (2, 4, codec.frames_for(length))
+    assert codes.min() >= 0 and codes.max() < 32
+    y = codec.decode(codes)
+    assert y.shape == (2, codec.frames_for(length) * 320)
+    assert codec.decode(codes, num_samples=length).shape == (2, length)
+    # the graph path and the call path agree
+    np.testing.assert_array_equal(codes, _np(codec(x)["codes"]))
+
+
+def test_n_q_prefix_and_bitrate(codec, audio):
+    codes = codec.encode(audio)
+    for n_q in (1, 2, 3):
+        np.testing.assert_array_equal(codec.encode(audio, n_q=n_q), codes[:, :n_q])
+        assert codec.decode(codes[:, :n_q]).shape[0] == 2
+    assert codec.bitrate(2) == 2 * 5 * 50  # log2(32) = 5 bits
+
+
+def test_reconstruct_keeps_length(codec, audio):
+    codes, y = codec.reconstruct(audio[:, None, :], n_q=2)
+    assert codes.shape[1] == 2 and y.shape == audio.shape
+
+
+def test_keras_file_round_trip_is_exact(codec, audio, tmp_path):
+    codes = codec.encode(audio)
+    y = codec.decode(codes)
+    codec.save(tmp_path / "codec.keras")
+    restored = keras.saving.load_model(tmp_path / "codec.keras")
+    assert isinstance(restored, DMCodec)
+    assert restored.get_config() == codec.get_config()
+    np.testing.assert_array_equal(restored.encode(audio), codes)
+    np.testing.assert_array_equal(restored.decode(codes), y)
+    for a, b in zip(codec.weights, restored.weights):
+        np.testing.assert_array_equal(_np(a), _np(b))
+
+
+def test_weights_file_and_preset_round_trip(codec, audio, tmp_path, tiny_config):
+    codes = codec.encode(audio)
+    codec.save_weights(tmp_path / "w.weights.h5")
+    other = DMCodec(**tiny_config)
+    other.build((None, None))
+    other.load_weights(tmp_path / "w.weights.h5")
+    np.testing.assert_array_equal(other.encode(audio), codes)
+
+    codec.save_to_preset(tmp_path / "preset")
+    with pytest.raises(FileExistsError):
+        codec.save_to_preset(tmp_path / "preset")
+    loaded = DMCodec.from_preset(tmp_path / "preset")
+    np.testing.assert_array_equal(loaded.encode(audio), codes)
+    np.testing.assert_array_equal(loaded.decode(codes), codec.decode(codes))
+
+
+def test_presets():
+    with pytest.raises(PresetError, match="unknown preset"):
+        DMCodec.from_preset("no_such_codec")
+    with pytest.raises(PresetError, match="no trained weights"):
+        DMCodec.from_preset("dmcodec_base")
+
+
+def test_causal_codec_builds_and_runs(tiny_config):
+    model = DMCodec(**{**tiny_config, "bidirectional": False}, causal=True)
+    x = np.zeros((1, 640), "float32")
+    assert model.decode(model.encode(x), num_samples=640).shape == (1, 640)
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (np.zeros(100, "float32"), ValueError, "rank 1"),
+        (np.zeros((1, 1, 1, 100), "float32"), ValueError, "rank 4"),
+        (np.zeros((1, 2, 100), "float32"), ValueError, "2 channels"),
+        (np.zeros((1, 100), "int16"), TypeError, "floating point"),
+        (np.zeros((1, 0), "float32"), ValueError, "empty"),
+        (np.zeros((0, 100), "float32"), ValueError, "empty"),
+        (np.array([[0.0, np.nan, 0.1]], "float32"), ValueError, "NaN"),
+        (np.array([[0.0, np.inf, 0.1]], "float32"), ValueError, "infinite"),
+        ([[0.0, 0.1]], TypeError, "list"),
+    ],
+)
+def test_audio_validation_errors(codec, bad, error, message):
+    with pytest.raises(error, match=message):
+        codec.encode(bad)
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (np.full((1, 2, 5), 32, "int32"), ValueError, r"out of range \[0, 32\)"),
+        (np.full((1, 2, 5), -1, "int32"), ValueError, "out of range"),
+        (np.zeros((1, 2, 5), "float32"), TypeError, "integers"),
+        (np.zeros((1, 5, 5), "int32"), ValueError, "5 codebooks but the model has 4"),
+        (np.zeros((2, 5), "int32"), ValueError, "rank 2"),
+        (np.zeros((1, 2, 0), "int32"), ValueError, "empty"),
+    ],
+)
+def test_code_validation_errors(codec, bad, error, message):
+    with pytest.raises(error, match=message):
+        codec.decode(bad)
+
+
+@pytest.mark.parametrize("n_q", [0, 5, 1.5, True])
+def test_n_q_validation(codec, audio, n_q):
+    with pytest.raises(ValueError, match=r"n_q must be an integer in \[1, 4\]"):
+        codec.encode(audio, n_q=n_q)
+
+
+def test_num_samples_validation(codec, audio):
+    codes = codec.encode(audio)
+    with pytest.raises(ValueError, match="num_samples"):
+        codec.decode(codes, num_samples=codes.shape[2] * 320 + 1)
