@@ -1,28 +1,36 @@
-"""keras-dmcodec: DM-Codec speech tokenizer in Keras 3 (TensorFlow, JAX, PyTorch)."""
+"""keras-dmcodec: DM-Codec speech tokenizer in Keras 3 (TensorFlow, JAX, PyTorch).
+
+Public names are imported lazily so that ``dmcodec --backend ...`` can choose the
+Keras backend before Keras is first imported.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-from keras_dmcodec.layers import (  # noqa: E402
-    NormConv1D,
-    NormConv1DTranspose,
-    ResidualVectorQuantizer,
-    SEANetDecoder,
-    SEANetEncoder,
-    SEANetResnetBlock,
-    SLSTM,
-    VectorQuantizer,
-)
-from keras_dmcodec.models import DMCodec  # noqa: E402
+_EXPORTS = {
+    "DMCodec": "keras_dmcodec.models.dmcodec",
+    "NormConv1D": "keras_dmcodec.layers.conv",
+    "NormConv1DTranspose": "keras_dmcodec.layers.conv",
+    "ResidualVectorQuantizer": "keras_dmcodec.layers.quantization",
+    "VectorQuantizer": "keras_dmcodec.layers.quantization",
+    "SEANetDecoder": "keras_dmcodec.layers.seanet",
+    "SEANetEncoder": "keras_dmcodec.layers.seanet",
+    "SEANetResnetBlock": "keras_dmcodec.layers.seanet",
+    "SLSTM": "keras_dmcodec.layers.seanet",
+    "PRESETS": "keras_dmcodec.presets",
+    "load_preset": "keras_dmcodec.presets",
+    "save_preset": "keras_dmcodec.presets",
+}
 
-__all__ = [
-    "DMCodec",
-    "NormConv1D",
-    "NormConv1DTranspose",
-    "ResidualVectorQuantizer",
-    "SEANetDecoder",
-    "SEANetEncoder",
-    "SEANetResnetBlock",
-    "SLSTM",
-    "VectorQuantizer",
-    "__version__",
-]
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'keras_dmcodec' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,37 @@
+# Two entry points, each creating or reusing the virtual environment in .venv:
+#   make demo   encode + decode the bundled speech sample, print metrics, write the WAV
+#   make test   the whole test suite on the TensorFlow, JAX and PyTorch backends
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Re-install whenever pyproject.toml changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+
+.PHONY: demo test lint install clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q pip==26.3
+	# One resolver run for the whole pinned set (torch==2.13.0 is pinned in pyproject.toml,
+	# so pip takes the CPU build).
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	# Reference implementation for parity tests, without its torchaudio dependency
+	# (a CUDA build that breaks the CPU torch; see README).
+	$(BIN)/python -m pip install -q --no-deps speechtokenizer==1.0.1
+	$(BIN)/python -m pip check
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/dmcodec demo --force
+
+test: $(STAMP)
+	VENV=$(VENV) bash tools/run_tests.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check keras_dmcodec tests benchmarks tools
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,166 @@
+"""The ``dmcodec`` command.
+
+Subcommands: ``demo`` (encode + decode the bundled speech sample, print codes,
+bitrate, speed and reconstruction metrics, write the decoded WAV), ``info``
+(model configuration and bitrates) and ``convert`` (reference PyTorch
+checkpoint to a Keras preset). ``--backend`` picks the Keras backend.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="dmcodec", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="encode and decode a speech sample, print metrics")
+    demo.add_argument("--model", default="dmcodec_small",
+                      help="preset name or preset directory (default: dmcodec_small)")
+    demo.add_argument("--input", default=None, help="audio file (default: bundled sample)")
+    demo.add_argument("--n-q", type=int, default=None, help="codebooks to use (default: all)")
+    demo.add_argument("-o", "--out", default="outputs/demo", help="output directory")
+    demo.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+    info = sub.add_parser("info", help="print a model's configuration and bitrates")
+    info.add_argument("--model", default="dmcodec_base", help="preset name or directory")
+
+    conv = sub.add_parser("convert", help="convert a reference PyTorch checkpoint")
+    conv.add_argument("checkpoint", help="reference state dict (.pt/.pth/.bin/.safetensors)")
+    conv.add_argument("config", help="reference config.json")
+    conv.add_argument("out", help="output: directory (preset) or file ending in .keras")
+    conv.add_argument("--force", action="store_true", help="overwrite an existing output")
+    return parser
+
+
+def _load_model(spec, allow_random):
+    """Returns ``(model, description)``; random weights only for named presets when allowed."""
+    from keras_dmcodec.presets import PRESETS, load_preset, preset_weights_dir
+
+    if spec in PRESETS and preset_weights_dir(spec) is None:
+        if not allow_random:
+            return load_preset(spec, load_weights=False), f"{spec} (random weights)"
+        model = load_preset(spec, load_weights=False, seed=0)
+        return model, (
+            f"{spec} architecture with RANDOMLY INITIALISED weights: no trained model ships "
+            "yet, so the reconstruction is not meaningful speech. Codebooks are k-means "
+            "initialised on the input clip."
+        )
+    return load_preset(spec), f"{spec} (trained weights)"
+
+
+def _demo(args):
+    import numpy as np
+
+    from keras_dmcodec.audio import bundled_sample, load_audio, write_audio
+    from keras_dmcodec.evaluation import mel_distance, si_snr, stoi
+
+    import keras
+
+    out_dir = Path(args.out)
+    wav_out = out_dir / "decoded.wav"
+    codes_out = out_dir / "codes.npz"
+    for path in (wav_out, codes_out):
+        if path.exists() and not args.force:
+            raise FileExistsError(f"{path}: already exists (use --force to replace it)")
+
+    model, description = _load_model(args.model, allow_random=True)
+    source = Path(args.input) if args.input else bundled_sample()[0]
+    audio, sr = load_audio(source, sample_rate=model.sample_rate)
+    batch = audio[None]
+    random_weights = "RANDOMLY" in description
+    if random_weights:
+        model(batch, training=True)  # one training-mode pass runs the k-means initialisation
+
+    print(f"backend      : {keras.backend.backend()}")
+    print(f"model        : {description}")
+    print(f"parameters   : {model.count_params():,} "
+          f"({sum(int(np.prod(w.shape)) for w in model.trainable_weights):,} trainable)")
+    print(f"input        : {source} ({len(audio) / sr:.2f} s at {sr} Hz)")
+
+    # The first call per input shape traces/compiles (TF, JAX); time the second.
+    start = time.perf_counter()
+    model.encode(batch, n_q=args.n_q)
+    first_encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    codes = model.encode(batch, n_q=args.n_q)
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    model.decode(codes, num_samples=len(audio))
+    first_decode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    decoded = model.decode(codes, num_samples=len(audio))[0]
+    decode_s = time.perf_counter() - start
+
+    n_q = codes.shape[1]
+    duration = len(audio) / sr
+    print(f"codes        : shape {tuple(codes.shape)} [batch, n_q, frames], int32, "
+          f"{model.frame_rate:g} frames/s, {model.codebook_size} codes per codebook")
+    print(f"bitrate      : {model.bitrate(n_q):.0f} bit/s ({n_q} codebooks)")
+    print(f"encode       : {encode_s:.3f} s ({duration / encode_s:.1f}x real time; "
+          f"first call with compilation {first_encode_s:.2f} s)")
+    print(f"decode       : {decode_s:.3f} s ({duration / decode_s:.1f}x real time; "
+          f"first call with compilation {first_decode_s:.2f} s)")
+    print(f"SI-SNR       : {si_snr(audio, decoded):.2f} dB")
+    print(f"mel distance : {mel_distance(audio, decoded, sample_rate=sr):.3f} (L1 of log-mel)")
+    print(f"STOI         : {stoi(audio, decoded, sample_rate=sr):.3f}")
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_audio(wav_out, decoded, sr, overwrite=args.force)
+    tmp = codes_out.with_name(".tmp_" + codes_out.name)
+    np.savez(tmp, codes=codes.astype(np.int16 if model.codebook_size <= 32768 else np.int32),
+             sample_rate=sr, n_q=n_q, num_samples=len(audio))
+    os.replace(tmp, codes_out)
+    print(f"wrote        : {wav_out} and {codes_out}")
+    if random_weights:
+        print("note         : random weights -- metrics show the pipeline works, not quality")
+    return 0
+
+
+def _info(args):
+    model, description = _load_model(args.model, allow_random=False)
+    print(f"model       : {description}")
+    print(f"parameters  : {model.count_params():,}")
+    print(f"sample rate : {model.sample_rate} Hz, hop {model.hop_length}, "
+          f"{model.frame_rate:g} frames/s")
+    print(f"codebooks   : {model.n_q} x {model.codebook_size}")
+    rates = ", ".join(f"{n}: {model.bitrate(n):.0f}" for n in range(1, model.n_q + 1))
+    print(f"bit/s by n_q: {rates}")
+    return 0
+
+
+def _convert(args):
+    from keras_dmcodec.convert import convert_to_file
+
+    out = convert_to_file(args.checkpoint, args.config, args.out, overwrite=args.force)
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.backend:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
+            print("dmcodec: error: --backend must be chosen before Keras is imported",
+                  file=sys.stderr)
+            return 2
+        os.environ["KERAS_BACKEND"] = args.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    handlers = {"demo": _demo, "info": _info, "convert": _convert}
+    try:
+        return handlers[args.command](args)
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"dmcodec: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs the test suite once per Keras backend and fails if any backend fails.
+# BACKENDS="jax torch" restricts the loop; extra arguments go to pytest.
+set -u
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+BACKENDS=${BACKENDS:-"tensorflow jax torch"}
+REPORTS=$(mktemp -d)
+trap 'rm -rf "$REPORTS"' EXIT
+export TF_CPP_MIN_LOG_LEVEL=3
+
+failed_backends=()
+for backend in $BACKENDS; do
+  echo "=== KERAS_BACKEND=$backend"
+  start=$SECONDS
+  KERAS_BACKEND=$backend "$PY" -m pytest -q -p no:cacheprovider \
+    --junitxml="$REPORTS/$backend.xml" "$@"
+  rc=$?
+  if [ "$rc" -eq 5 ]; then
+    # pytest's "no tests collected": an empty suite is a broken suite, not a pass.
+    echo "!!! $backend: pytest collected no tests (exit 5)"
+    failed_backends+=("$backend")
+  elif [ "$rc" -ne 0 ]; then
+    echo "!!! $backend: pytest exited with $rc"
+    failed_backends+=("$backend")
+  fi
+  echo "=== $backend finished in $((SECONDS - start)) s"
+done
+
+# One closing line over all backends: "total: N passed, N failed, N skipped".
+"$PY" - "$REPORTS" <<'PYEOF'
+import sys, pathlib, xml.etree.ElementTree as ET
+passed = failed = skipped = 0
+for report in sorted(pathlib.Path(sys.argv[1]).glob("*.xml")):
+    for suite in ET.parse(report).getroot().iter("testsuite"):
+        total = int(suite.get("tests", 0))
+        bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skip = int(suite.get("skipped", 0))
+        passed += total - bad - skip
+        failed += bad
+        skipped += skip
+print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
+PYEOF
+
+if [ ${#failed_backends[@]} -ne 0 ]; then
+  echo "FAILED backends: ${failed_backends[*]}"
+  exit 1
+fi
+echo "all backends passed"
