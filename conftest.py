@@ -1,4 +1,4 @@
-"""Shared pytest fixtures; the backend comes from KERAS_BACKEND (the Makefile loops over all three)."""
+"""Shared pytest fixtures. The backend comes from KERAS_BACKEND (tools/run_tests.sh loops)."""
 
 import os
 

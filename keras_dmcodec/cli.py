@@ -57,12 +57,11 @@ def _load_model(spec, allow_random):
 
 
 def _demo(args):
+    import keras
     import numpy as np
 
     from keras_dmcodec.audio import bundled_sample, load_audio, write_audio
     from keras_dmcodec.evaluation import mel_distance, si_snr, stoi
-
-    import keras
 
     out_dir = Path(args.out)
     wav_out = out_dir / "decoded.wav"

@@ -280,7 +280,8 @@ class NormConv1DTranspose(keras.layers.Layer):
         in_channels = int(input_shape[-1])
         shape = (self.kernel_size, self.filters, in_channels)
         # torch computes fan_in of a transposed conv weight (in, out, k) as out * k.
-        kernel_init, bias_init = _torch_like_initializers(self.filters * self.kernel_size, self.seed)
+        fan_in = self.filters * self.kernel_size
+        kernel_init, bias_init = _torch_like_initializers(fan_in, self.seed)
         if self.norm == "weight_norm":
             self.kernel_v = self.add_weight(name="kernel_v", shape=shape, initializer=kernel_init)
             v = ops.convert_to_numpy(self.kernel_v)

@@ -302,7 +302,7 @@ class _SEANetBase(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_dmcodec")
 class SEANetEncoder(_SEANetBase):
-    """SEANet encoder: waveform ``[batch, time, channels]`` to latents ``[batch, frames, dimension]``.
+    """SEANet encoder: waveform ``[batch, time, 1]`` to latents ``[batch, frames, dimension]``.
 
     Conv k7 to ``n_filters``; per stride (``ratios`` reversed: 2, 4, 5, 8) a
     residual block then ELU and a strided conv (kernel ``2 * stride``) doubling
@@ -366,7 +366,7 @@ class SEANetEncoder(_SEANetBase):
 
 @keras.saving.register_keras_serializable(package="keras_dmcodec")
 class SEANetDecoder(_SEANetBase):
-    """SEANet decoder: latents ``[batch, frames, dimension]`` to waveform ``[batch, frames * hop, channels]``.
+    """SEANet decoder: latents ``[batch, frames, dimension]`` to waveform ``[batch, frames * hop, 1]``.
 
     Conv k7 to ``n_filters * 2**len(ratios)``; a stacked unidirectional LSTM
     with skip; per stride (8, 5, 4, 2) ELU, a transposed conv (kernel

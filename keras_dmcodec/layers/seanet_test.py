@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_dmcodec.layers.seanet import SEANetDecoder, SEANetEncoder, SEANetResnetBlock, SLSTM
+from keras_dmcodec.layers.seanet import SLSTM, SEANetDecoder, SEANetEncoder, SEANetResnetBlock
 
 SMALL = dict(n_filters=4, dimension=16, lstm_layers=1)
 

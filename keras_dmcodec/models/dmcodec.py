@@ -194,7 +194,7 @@ class DMCodec(keras.Model):
         return -(-num_samples // self.hop_length)
 
     def bitrate(self, n_q=None):
-        """Bits per second with ``n_q`` codebooks (default all): 500 per codebook at the reference."""
+        """Bits per second with ``n_q`` codebooks (default all); 500 per codebook for the reference."""
         n_q = self.quantizer._check_n_q(n_q)
         return n_q * math.log2(self.codebook_size) * self.frame_rate
 
@@ -267,7 +267,7 @@ class DMCodec(keras.Model):
         return self.quantizer.encode(latents, n_q=n_q)
 
     def decode_tensor(self, codes):
-        """Graph-friendly decode: int codes ``[batch, n_q, frames]`` to audio ``[batch, frames * hop]``."""
+        """Graph-friendly decode: int codes ``[batch, n_q, frames]`` to audio ``[batch, frames*hop]``."""
         latents = self.quantizer.decode(codes)
         return self.decoder(ops.cast(latents, self.compute_dtype))[..., 0]
 
@@ -311,7 +311,8 @@ class DMCodec(keras.Model):
         arr = ops.convert_to_numpy(codes) if not isinstance(codes, np.ndarray) else codes
         if arr.ndim != 3:
             raise ValueError(
-                f"codes must have shape [batch, n_q, frames]; got rank {arr.ndim} (shape {arr.shape})"
+                f"codes must have shape [batch, n_q, frames]; got rank {arr.ndim} "
+                f"(shape {arr.shape})"
             )
         if not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(f"codes must be integers; got dtype {arr.dtype}")
@@ -372,7 +373,7 @@ class DMCodec(keras.Model):
         return audio
 
     def reconstruct(self, audio, n_q=None):
-        """Encode then decode; returns ``(codes, audio_hat)`` with ``audio_hat`` the input's length."""
+        """Encode then decode; returns ``(codes, audio_hat)``, ``audio_hat`` as long as the input."""
         clean = self._validate_audio(audio)
         codes = self.encode(clean, n_q=n_q)
         return codes, self.decode(codes, num_samples=clean.shape[1])

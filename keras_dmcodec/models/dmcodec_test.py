@@ -88,7 +88,7 @@ def test_keras_file_round_trip_is_exact(codec, audio, tmp_path):
     assert restored.get_config() == codec.get_config()
     np.testing.assert_array_equal(restored.encode(audio), codes)
     np.testing.assert_array_equal(restored.decode(codes), y)
-    for a, b in zip(codec.weights, restored.weights):
+    for a, b in zip(codec.weights, restored.weights, strict=True):
         np.testing.assert_array_equal(_np(a), _np(b))
 
 
