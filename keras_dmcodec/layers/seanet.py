@@ -366,7 +366,7 @@ class SEANetEncoder(_SEANetBase):
 
 @keras.saving.register_keras_serializable(package="keras_dmcodec")
 class SEANetDecoder(_SEANetBase):
-    """SEANet decoder: latents ``[batch, frames, dimension]`` to waveform ``[batch, frames * hop, 1]``.
+    """SEANet decoder: latents ``[batch, frames, dimension]`` to audio ``[batch, frames * hop, 1]``.
 
     Conv k7 to ``n_filters * 2**len(ratios)``; a stacked unidirectional LSTM
     with skip; per stride (8, 5, 4, 2) ELU, a transposed conv (kernel

@@ -194,7 +194,7 @@ class DMCodec(keras.Model):
         return -(-num_samples // self.hop_length)
 
     def bitrate(self, n_q=None):
-        """Bits per second with ``n_q`` codebooks (default all); 500 per codebook for the reference."""
+        """Bits per second with ``n_q`` codebooks (default all); 500 per codebook here."""
         n_q = self.quantizer._check_n_q(n_q)
         return n_q * math.log2(self.codebook_size) * self.frame_rate
 
@@ -267,7 +267,7 @@ class DMCodec(keras.Model):
         return self.quantizer.encode(latents, n_q=n_q)
 
     def decode_tensor(self, codes):
-        """Graph-friendly decode: int codes ``[batch, n_q, frames]`` to audio ``[batch, frames*hop]``."""
+        """Graph-friendly decode: codes ``[batch, n_q, frames]`` to audio ``[batch, frames*hop]``."""
         latents = self.quantizer.decode(codes)
         return self.decoder(ops.cast(latents, self.compute_dtype))[..., 0]
 
@@ -373,7 +373,7 @@ class DMCodec(keras.Model):
         return audio
 
     def reconstruct(self, audio, n_q=None):
-        """Encode then decode; returns ``(codes, audio_hat)``, ``audio_hat`` as long as the input."""
+        """Encode then decode; returns ``(codes, audio_hat)`` with the input's length."""
         clean = self._validate_audio(audio)
         codes = self.encode(clean, n_q=n_q)
         return codes, self.decode(codes, num_samples=clean.shape[1])
