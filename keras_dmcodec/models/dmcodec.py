@@ -267,7 +267,7 @@ class DMCodec(keras.Model):
         return self.quantizer.encode(latents, n_q=n_q)
 
     def decode_tensor(self, codes):
-        """Graph-friendly decode: codes ``[batch, n_q, frames]`` to audio ``[batch, frames*hop]``."""
+        """Graph-friendly decode: codes ``[batch, n_q, frames]`` to audio ``[batch, T]``."""
         latents = self.quantizer.decode(codes)
         return self.decoder(ops.cast(latents, self.compute_dtype))[..., 0]
 
