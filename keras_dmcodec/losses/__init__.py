@@ -1,0 +1,24 @@
+"""Backend-neutral losses of the DM-Codec trainer."""
+
+from keras_dmcodec.losses.adversarial import (
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+from keras_dmcodec.losses.distillation import d_axis_distill_loss, t_axis_distill_loss
+from keras_dmcodec.losses.reconstruction import (
+    MelSpectrogram,
+    MultiScaleMelLoss,
+    time_l1_loss,
+)
+
+__all__ = [
+    "MelSpectrogram",
+    "MultiScaleMelLoss",
+    "d_axis_distill_loss",
+    "discriminator_loss",
+    "feature_matching_loss",
+    "generator_adversarial_loss",
+    "t_axis_distill_loss",
+    "time_l1_loss",
+]
