@@ -43,7 +43,7 @@ def _frozen_call(layer, *args, **kwargs):
 
 @keras.saving.register_keras_serializable(package="keras_dmcodec")
 class DMCodecTrainer(keras.Model):
-    """Trains a ``DMCodec`` as the reference does: GAN + reconstruction + commitment (+ distillation).
+    """Trains a ``DMCodec`` as the reference does: GAN, reconstruction, commitment, distillation.
 
     ``fit`` batches are audio ``[batch, samples]`` or dicts with ``"audio"`` and,
     for distillation, ``"teacher_features"`` ``[batch, frames, semantic_dimension]``.
