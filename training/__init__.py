@@ -1,0 +1,1 @@
+"""Training: data pipeline (tf.data), configs and the ``python -m training.train`` entry point."""

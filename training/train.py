@@ -1,0 +1,284 @@
+"""Training entry point: ``python -m training.train --config CONFIG --out DIR [--resume]``.
+
+Builds the codec and discriminators from a JSON config (see ``training/configs``),
+streams 3 s crops from a folder or LibriSpeech-layout corpus, and trains with
+``model.fit`` on the current Keras backend. Writes to ``--out``:
+
+- ``checkpoints/step-<N>/`` every ``checkpoint_every`` steps (trainer weights,
+  optimizer state, step; the stream position follows from the step), written
+  to a temporary folder and renamed, so a killed run never leaves half a
+  checkpoint; the newest three are kept;
+- ``train_log.csv`` and ``tensorboard/`` logs;
+- ``codec/`` (the final codec as a preset) and ``best_codec/`` (lowest
+  validation mel error, when there is validation data).
+
+``--resume`` continues from the newest checkpoint and reproduces the
+uninterrupted run (same backend). Training stops with a clear message at the
+first non-finite loss, keeping the last good checkpoint.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+KEEP_CHECKPOINTS = 3
+
+
+def load_config(path):
+    """Reads and checks a training config (JSON)."""
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such config file") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+    for key in ("model", "data", "optimizer", "train"):
+        if key not in config:
+            raise ValueError(f"{path}: missing section {key!r}")
+    train = config["train"]
+    if train["checkpoint_every"] % train["steps_per_epoch"]:
+        raise ValueError(f"{path}: train.checkpoint_every must be a multiple of steps_per_epoch")
+    if train["steps"] % train["steps_per_epoch"]:
+        raise ValueError(f"{path}: train.steps must be a multiple of steps_per_epoch")
+    return config
+
+
+def _distribution_scope(config):
+    """Sets up multi-device training; returns a context manager for model creation."""
+    import contextlib
+
+    import keras
+
+    mode = config.get("distribution", "none")
+    backend = keras.backend.backend()
+    if mode == "none":
+        return contextlib.nullcontext()
+    if mode == "data_parallel":
+        if backend != "jax":
+            raise ValueError("distribution 'data_parallel' (keras.distribution) needs the JAX "
+                             "backend; use 'mirrored' on TensorFlow")
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+        return contextlib.nullcontext()
+    if mode in ("mirrored", "multi_worker_mirrored"):
+        if backend != "tensorflow":
+            raise ValueError(f"distribution {mode!r} (tf.distribute) needs the TensorFlow backend")
+        import tensorflow as tf
+
+        strategy = (tf.distribute.MirroredStrategy() if mode == "mirrored"
+                    else tf.distribute.MultiWorkerMirroredStrategy())
+        return strategy.scope()
+    raise ValueError(f"unknown distribution {mode!r}: none, data_parallel, mirrored, "
+                     "multi_worker_mirrored")
+
+
+def build_trainer(config):
+    """A compiled ``DMCodecTrainer`` for ``config``."""
+    import keras
+
+    from keras_dmcodec.models.dmcodec import DMCodec
+    from keras_dmcodec.models.trainer import DMCodecTrainer
+
+    codec = DMCodec(**config["model"], seed=config["train"].get("seed"))
+    trainer = DMCodecTrainer(codec, discriminators=config.get("discriminators"),
+                             **config.get("loss", {}))
+    opt = config["optimizer"]
+    lr = opt.get("learning_rate", 1e-4)
+    if opt.get("schedule", "cosine") == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=config["train"]["steps"])
+    trainer.compile(optimizer=keras.optimizers.Adam(lr, beta_1=opt.get("beta_1", 0.9),
+                                                    beta_2=opt.get("beta_2", 0.99)))
+    trainer.optimizer.build(trainer.trainable_variables)
+    return trainer
+
+
+def _checkpoints(out_dir):
+    root = Path(out_dir) / "checkpoints"
+    found = [(int(p.name.split("-")[1]), p) for p in root.glob("step-*")
+             if p.is_dir() and (p / "state.json").is_file()]
+    return sorted(found)
+
+
+def _seed_states(trainer):
+    return [v for v in trainer.variables if v.path.endswith("seed_generator_state")]
+
+
+def save_checkpoint(trainer, out_dir, step):
+    """Writes ``checkpoints/step-<step>`` atomically and prunes old ones."""
+    import numpy as np
+    from keras import ops
+
+    root = Path(out_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp_step-", dir=root))
+    try:
+        trainer.save_weights(tmp / "trainer.weights.h5")  # includes codebooks (EMA state)
+        opt_vars = {f"v{i}": np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+                    for i, v in enumerate(trainer.optimizer.variables)}
+        np.savez(tmp / "optimizer.npz", **opt_vars)
+        # Keras weight files leave out SeedGenerator states (k-means / dead-code draws,
+        # quantiser dropout); save them so a resumed run draws the same numbers.
+        np.savez(tmp / "rng.npz", **{f"v{i}": np.asarray(ops.convert_to_numpy(v))
+                                     for i, v in enumerate(_seed_states(trainer))})
+        (tmp / "state.json").write_text(json.dumps({"step": int(step)}))
+        final = root / f"step-{step}"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for _, old in _checkpoints(out_dir)[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+    return root / f"step-{step}"
+
+
+def load_checkpoint(trainer, path):
+    """Restores trainer weights, optimizer and RNG state; returns the step."""
+    import numpy as np
+    from keras import ops
+
+    path = Path(path)
+    trainer.load_weights(path / "trainer.weights.h5")
+    with np.load(path / "optimizer.npz", allow_pickle=False) as saved:
+        variables = trainer.optimizer.variables
+        if len(saved.files) != len(variables):
+            raise ValueError(f"{path}: optimizer state has {len(saved.files)} variables, "
+                             f"the model needs {len(variables)} (different config?)")
+        for i, var in enumerate(variables):
+            var.assign(ops.convert_to_tensor(saved[f"v{i}"], dtype=var.dtype))
+    with np.load(path / "rng.npz", allow_pickle=False) as saved:
+        states = _seed_states(trainer)
+        if len(saved.files) != len(states):
+            raise ValueError(f"{path}: RNG state count differs from the model's")
+        for i, var in enumerate(states):
+            var.assign(ops.convert_to_tensor(saved[f"v{i}"], dtype=var.dtype))
+    return int(json.loads((path / "state.json").read_text())["step"])
+
+
+def _callbacks(trainer, config, out_dir, resumed):
+    import keras
+    import numpy as np
+
+    steps_per_epoch = config["train"]["steps_per_epoch"]
+    every = config["train"]["checkpoint_every"]
+
+    class CheckpointAndGuard(keras.callbacks.Callback):
+        """Checkpoints every ``every`` steps; stops on a non-finite loss; keeps the best codec."""
+
+        def __init__(self):
+            super().__init__()
+            self.best = math.inf
+            self.nan_step = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not np.isfinite(loss):
+                self.nan_step = batch
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.nan_step is not None:
+                return
+            step = (epoch + 1) * steps_per_epoch
+            if step % every == 0:
+                save_checkpoint(trainer, out_dir, step)
+            val = (logs or {}).get("val_mel_error")
+            if val is not None and val < self.best:
+                self.best = val
+                trainer.codec.save_to_preset(Path(out_dir) / "best_codec", overwrite=True,
+                                             metadata={"step": step, "val_mel_error": val})
+
+    guard = CheckpointAndGuard()
+    callbacks = [
+        guard,
+        keras.callbacks.CSVLogger(str(Path(out_dir) / "train_log.csv"), append=resumed),
+    ]
+    try:
+        import tensorflow  # noqa: F401  (the TensorBoard callback writes with tf.summary)
+
+        callbacks.append(keras.callbacks.TensorBoard(str(Path(out_dir) / "tensorboard"),
+                                                     update_freq="epoch"))
+    except ImportError:
+        pass
+    return callbacks, guard
+
+
+def train(config, out_dir, resume=False, steps=None, verbose="auto"):
+    """Runs (or resumes) training; returns ``{"step", "history", "stopped_on_nan"}``."""
+    import keras
+
+    from training.data import make_dataset
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    total = int(steps or config["train"]["steps"])
+    spe = int(config["train"]["steps_per_epoch"])
+    if total % spe:
+        raise ValueError(f"steps ({total}) must be a multiple of steps_per_epoch ({spe})")
+    seed = int(config["train"].get("seed", 1234))
+    keras.utils.set_random_seed(seed)
+    with _distribution_scope(config):
+        trainer = build_trainer(config)
+    start = 0
+    if resume:
+        found = _checkpoints(out_dir)
+        if not found:
+            raise FileNotFoundError(f"{out_dir}: --resume given but no checkpoint found")
+        start = load_checkpoint(trainer, found[-1][1])
+        print(f"resuming from {found[-1][1]} (step {start})")
+    elif _checkpoints(out_dir):
+        raise FileExistsError(f"{out_dir}: holds checkpoints; pass --resume to continue or "
+                              "choose another --out")
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if start >= total:
+        print(f"nothing to do: step {start} >= {total}")
+        return {"step": start, "history": {}, "stopped_on_nan": False}
+
+    data = config["data"]
+    rate = config["model"].get("sample_rate", 16000)
+    train_ds, source = make_dataset(data["train"], rate, data.get("segment_seconds", 3.0),
+                                    data.get("batch_size", 6), seed=seed, start_step=start)
+    val_ds, val_steps = None, int(config["train"].get("validation_steps", 0))
+    if data.get("valid") and val_steps:
+        val_ds, _ = make_dataset(data["valid"], rate, data.get("segment_seconds", 3.0),
+                                 data.get("batch_size", 6), seed=seed, shuffle=False)
+    callbacks, guard = _callbacks(trainer, config, out_dir, resumed=start > 0)
+    history = trainer.fit(train_ds, epochs=total // spe, initial_epoch=start // spe, shuffle=False,
+                          steps_per_epoch=spe, validation_data=val_ds,
+                          validation_steps=val_steps or None, callbacks=callbacks,
+                          verbose=verbose)
+    if source.bad_files:
+        print(f"skipped {len(source.bad_files)} unreadable file(s)")
+    if guard.nan_step is not None:
+        done = _checkpoints(out_dir)
+        last = f"; last good checkpoint: {done[-1][1]}" if done else ""
+        print(f"stopped: non-finite loss in epoch {len(history.epoch)} "
+              f"(batch {guard.nan_step}){last}", file=sys.stderr)
+        return {"step": None, "history": history.history, "stopped_on_nan": True}
+    trainer.codec.save_to_preset(out_dir / "codec", overwrite=True, metadata={"step": total})
+    return {"step": total, "history": history.history, "stopped_on_nan": False}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
+    parser.add_argument("--config", required=True, help="training config (JSON)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    parser.add_argument("--steps", type=int, default=None, help="override train.steps")
+    args = parser.parse_args(argv)
+    try:
+        result = train(load_config(args.config), args.out, resume=args.resume, steps=args.steps)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 1
+    return 2 if result["stopped_on_nan"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+import soundfile as sf
+from keras import ops
+
+from training.train import build_trainer, load_checkpoint, load_config, train
+
+CONFIG = {
+    "model": {"n_filters": 2, "dimension": 8, "semantic_dimension": 0, "n_q": 2,
+              "codebook_size": 8, "lstm_layers": 1, "kmeans_iters": 2},
+    "discriminators": {"msd": {"num_scales": 1, "channels": [4] * 7}},
+    "loss": {"mel_weights": [45.0, 1.0]},
+    "data": {"train": None, "segment_seconds": 0.2, "batch_size": 2},
+    "optimizer": {"learning_rate": 1e-3},
+    "train": {"steps": 4, "steps_per_epoch": 2, "checkpoint_every": 2, "seed": 7},
+}
+
+
+@pytest.fixture
+def config(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        sf.write(corpus / f"u{i}.wav", (rng.normal(size=8000) * 0.1).astype("float32"), 16000)
+    cfg = json.loads(json.dumps(CONFIG))
+    cfg["data"]["train"] = str(corpus)
+    return cfg
+
+
+def _weights(trainer):
+    return [ops.convert_to_numpy(v) for v in trainer.weights]
+
+
+def test_resumed_run_reproduces_uninterrupted_run(config, tmp_path):
+    full = train(config, tmp_path / "full", verbose=0)
+    assert full["step"] == 4 and not full["stopped_on_nan"]
+    half = train(config, tmp_path / "split", steps=2, verbose=0)
+    assert half["step"] == 2
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(config, tmp_path / "split", verbose=0)
+    resumed = train(config, tmp_path / "split", resume=True, verbose=0)
+    assert resumed["step"] == 4
+
+    a, b = build_trainer(config), build_trainer(config)
+    assert load_checkpoint(a, tmp_path / "full" / "checkpoints" / "step-4") == 4
+    load_checkpoint(b, tmp_path / "split" / "checkpoints" / "step-4")
+    for x, y in zip(_weights(a), _weights(b), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    opt_a = [ops.convert_to_numpy(v) for v in a.optimizer.variables]
+    opt_b = [ops.convert_to_numpy(v) for v in b.optimizer.variables]
+    for x, y in zip(opt_a, opt_b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    assert (tmp_path / "full" / "train_log.csv").read_text().count("\n") == 3  # header + 2
+    assert (tmp_path / "split" / "codec" / "model.weights.h5").is_file()
+
+
+def test_nan_loss_stops_with_message(config, tmp_path, capsys):
+    config["optimizer"]["learning_rate"] = float("nan")
+    config["optimizer"]["schedule"] = "constant"
+    result = train(config, tmp_path / "nan", verbose=0)
+    assert result["stopped_on_nan"]
+    assert "non-finite loss" in capsys.readouterr().err
+    assert not (tmp_path / "nan" / "codec").exists()
+
+
+def test_config_checks(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="invalid JSON"):
+        load_config(bad)
+    cfg = dict(CONFIG, train={"steps": 5, "steps_per_epoch": 2, "checkpoint_every": 2})
+    bad.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="multiple of steps_per_epoch"):
+        load_config(bad)
+    assert load_config("training/configs/dmcodec_base.json")["model"]["dimension"] == 1024
+    assert keras.backend.backend() in ("tensorflow", "jax", "torch")
