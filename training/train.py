@@ -63,15 +63,18 @@ def _distribution_scope(config):
         if backend != "jax":
             raise ValueError("distribution 'data_parallel' (keras.distribution) needs the JAX "
                              "backend; use 'mirrored' on TensorFlow")
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
+        distribution = keras.distribution.DataParallel(devices=config.get("devices"))
+        keras.distribution.set_distribution(distribution)
+        print(f"data parallel over {len(distribution.device_mesh.devices.flatten())} devices")
         return contextlib.nullcontext()
     if mode in ("mirrored", "multi_worker_mirrored"):
         if backend != "tensorflow":
             raise ValueError(f"distribution {mode!r} (tf.distribute) needs the TensorFlow backend")
         import tensorflow as tf
 
-        strategy = (tf.distribute.MirroredStrategy() if mode == "mirrored"
-                    else tf.distribute.MultiWorkerMirroredStrategy())
+        strategy = (tf.distribute.MirroredStrategy(devices=config.get("devices"))
+                    if mode == "mirrored" else tf.distribute.MultiWorkerMirroredStrategy())
+        print(f"{mode}: {strategy.num_replicas_in_sync} replicas")
         return strategy.scope()
     raise ValueError(f"unknown distribution {mode!r}: none, data_parallel, mirrored, "
                      "multi_worker_mirrored")
