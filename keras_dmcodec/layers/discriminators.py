@@ -41,6 +41,8 @@ class DiscriminatorConv(keras.layers.Layer):
     (1, 16, 8)
     """
 
+    SPLIT_GROUP_BACKENDS = ("tensorflow", "jax")
+
     def __init__(self, filters, kernel_size, strides=1, dilation_rate=1, padding=0, groups=1,
                  norm="weight_norm", rank=1, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -117,6 +119,16 @@ class DiscriminatorConv(keras.layers.Layer):
             y = ops.conv(x, kernel, strides=1, padding="valid", dilation_rate=self.dilation_rate)
             index = tuple([slice(None)] + [slice(None, None, s) for s in self.strides])
             y = y[index]
+        elif self.groups > 1 and keras.backend.backend() in self.SPLIT_GROUP_BACKENDS:
+            # Grouped-conv gradients are very slow on CPU in TensorFlow (88 s vs 3 s a step
+            # for the MSD at 2 x 1 s) and JAX (20 s vs 11.5 s): one conv per group, same maths.
+            xs = ops.split(x, self.groups, axis=-1)
+            ks = ops.split(kernel, self.groups, axis=-1)
+            y = ops.concatenate(
+                [ops.conv(xi, ki, strides=self.strides, padding="valid",
+                          dilation_rate=self.dilation_rate) for xi, ki in zip(xs, ks, strict=True)],
+                axis=-1,
+            )
         else:
             y = ops.conv(x, kernel, strides=self.strides, padding="valid",
                          dilation_rate=self.dilation_rate)
