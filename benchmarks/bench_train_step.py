@@ -128,7 +128,8 @@ def run_reference(config, batch, seconds, steps, threads):
         optim_d.step()
         optim_g.zero_grad()
         outs = [d(x, x_hat) for d in discs]
-        mel = sum(w * loss.mel_loss(x, x_hat, **k) for w, k in zip((45, 1, 1, 1), mel_kwargs))
+        mel = sum(w * loss.mel_loss(x, x_hat, **k)
+                  for w, k in zip((45, 1, 1, 1), mel_kwargs, strict=True))
         total = (sum(loss.feature_loss(o[2], o[3]) for o in outs)
                  + sum(loss.adversarial_loss(o[1]) for o in outs) + mel + 10 * loss_q
                  + 500 * loss.recon_loss(x, x_hat)
