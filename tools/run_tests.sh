@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
 BACKENDS=${BACKENDS:-"tensorflow jax torch"}
+# Two pytest-xdist workers: JAX/TF tests are dominated by single-threaded compilation.
+WORKERS=${PYTEST_WORKERS:-2}
 REPORTS=$(mktemp -d)
 trap 'rm -rf "$REPORTS"' EXIT
 export TF_CPP_MIN_LOG_LEVEL=3
@@ -14,8 +16,8 @@ failed_backends=()
 for backend in $BACKENDS; do
   echo "=== KERAS_BACKEND=$backend"
   start=$SECONDS
-  KERAS_BACKEND=$backend "$PY" -m pytest -q -p no:cacheprovider \
-    --junitxml="$REPORTS/$backend.xml" "$@"
+  KERAS_BACKEND=$backend "$PY" -m pytest -q -p no:cacheprovider -n "$WORKERS" \
+    --dist loadfile --junitxml="$REPORTS/$backend.xml" "$@"
   rc=$?
   if [ "$rc" -eq 5 ]; then
     # pytest's "no tests collected": an empty suite is a broken suite, not a pass.
