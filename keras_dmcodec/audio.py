@@ -5,11 +5,11 @@ resamples. tensorflow-io is not used: its latest release (0.37.1) fails to load
 beside TensorFlow 2.21 (undefined symbol).
 """
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from keras_dmcodec.utils.files import atomic_output
 
 
 class AudioError(ValueError):
@@ -84,16 +84,8 @@ def write_audio(path, audio, sample_rate, overwrite=False):
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists (use overwrite/--force to replace it)")
     audio = np.asarray(audio, dtype=np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".wav", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

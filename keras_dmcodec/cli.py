@@ -62,6 +62,7 @@ def _demo(args):
 
     from keras_dmcodec.audio import bundled_sample, load_audio, write_audio
     from keras_dmcodec.evaluation import mel_distance, si_snr, stoi
+    from keras_dmcodec.utils.files import atomic_output
 
     out_dir = Path(args.out)
     wav_out = out_dir / "decoded.wav"
@@ -113,10 +114,9 @@ def _demo(args):
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_audio(wav_out, decoded, sr, overwrite=args.force)
-    tmp = codes_out.with_name(".tmp_" + codes_out.name)
-    np.savez(tmp, codes=codes.astype(np.int16 if model.codebook_size <= 32768 else np.int32),
-             sample_rate=sr, n_q=n_q, num_samples=len(audio))
-    os.replace(tmp, codes_out)
+    with atomic_output(codes_out) as tmp:
+        np.savez(tmp, codes=codes.astype(np.int16 if model.codebook_size <= 32768 else np.int32),
+                 sample_rate=sr, n_q=n_q, num_samples=len(audio))
     print(f"wrote        : {wav_out} and {codes_out}")
     if random_weights:
         print("note         : random weights -- metrics show the pipeline works, not quality")

@@ -22,11 +22,11 @@ importing this module (and converting from a dict of numpy arrays or a
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from keras_dmcodec.utils.files import atomic_output
 
 # Keys of the reference JSON config that the model code reads, and our names for them.
 _INT_KEYS = {
@@ -492,13 +492,6 @@ def convert_to_file(checkpoint_path, config_path, out_path, overwrite=False):
             "source": "SpeechTokenizer / DM-Codec reference PyTorch checkpoint",
         }
         return save_preset(model, out, overwrite=overwrite, metadata=metadata)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".keras", dir=out.parent)
-    os.close(handle)
-    try:
+    with atomic_output(out) as tmp:
         model.save(tmp, overwrite=True)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return out

@@ -58,15 +58,34 @@ def reflect_pad_time(x, left, right):
     return ops.concatenate(parts, axis=1)
 
 
-def _weight_norm_kernel(kernel_v, kernel_g):
-    # Norm over every axis but the last (output channels for a conv, input
-    # channels for a transposed conv), as torch.nn.utils.weight_norm(dim=0)
-    # does on the reference's layouts. No epsilon, for exact parity.
-    norm = ops.sqrt(ops.sum(ops.square(kernel_v), axis=(0, 1), keepdims=True))
-    return kernel_v * (ops.reshape(kernel_g, (1, 1, -1)) / norm)
+def weight_norm_kernel(kernel_v, kernel_g):
+    """``g * v / ||v||`` with the norm over every axis of ``v`` but the last.
+
+    The last axis is output channels for a conv and input channels for a
+    transposed conv, as torch.nn.utils.weight_norm(dim=0) does on the
+    reference's layouts. No epsilon, for exact parity.
+    """
+    axes = tuple(range(len(kernel_v.shape) - 1))
+    norm = ops.sqrt(ops.sum(ops.square(kernel_v), axis=axes, keepdims=True))
+    return kernel_v * (kernel_g / norm)
 
 
-def _torch_like_initializers(fan_in, seed):
+def add_weight_norm_variables(layer, shape, initializer):
+    """Adds ``kernel_v`` (``shape``) and ``kernel_g`` (``shape[-1]``) to ``layer``.
+
+    ``g`` starts at ``||v||`` so the effective kernel equals ``v`` at init, as
+    in torch. Must run eagerly (in ``build``). Returns ``(kernel_v, kernel_g)``.
+    """
+    kernel_v = layer.add_weight(name="kernel_v", shape=shape, initializer=initializer)
+    axes = tuple(range(len(shape) - 1))
+    g_init = ops.convert_to_numpy(ops.sqrt(ops.sum(ops.square(kernel_v.value), axis=axes)))
+    kernel_g = layer.add_weight(name="kernel_g", shape=(shape[-1],),
+                                initializer=keras.initializers.Constant(g_init))
+    return kernel_v, kernel_g
+
+
+def torch_conv_initializers(fan_in, seed):
+    """Kernel and bias initialisers matching torch's conv defaults for ``fan_in``."""
     # PyTorch's default Conv init: kaiming_uniform(a=sqrt(5)) -> U(+-1/sqrt(fan_in)).
     bound = 1.0 / math.sqrt(fan_in)
     kernel_init = keras.initializers.VarianceScaling(
@@ -145,17 +164,9 @@ class NormConv1D(keras.layers.Layer):
             raise ValueError(f"in_channels {in_channels} not divisible by groups {self.groups}")
         shape = (self.kernel_size, in_channels // self.groups, self.filters)
         fan_in = shape[0] * shape[1]
-        kernel_init, bias_init = _torch_like_initializers(fan_in, self.seed)
+        kernel_init, bias_init = torch_conv_initializers(fan_in, self.seed)
         if self.norm == "weight_norm":
-            self.kernel_v = self.add_weight(name="kernel_v", shape=shape, initializer=kernel_init)
-            # g starts at ||v|| so the effective kernel equals v at init, as in torch.
-            v = ops.convert_to_numpy(self.kernel_v)
-            g_init = ops.convert_to_numpy(ops.sqrt(ops.sum(ops.square(v), axis=(0, 1))))
-            self.kernel_g = self.add_weight(
-                name="kernel_g",
-                shape=(self.filters,),
-                initializer=keras.initializers.Constant(g_init),
-            )
+            self.kernel_v, self.kernel_g = add_weight_norm_variables(self, shape, kernel_init)
         else:
             self.kernel = self.add_weight(name="kernel", shape=shape, initializer=kernel_init)
         if self.use_bias:
@@ -166,7 +177,7 @@ class NormConv1D(keras.layers.Layer):
     def effective_kernel(self):
         """The kernel the convolution applies, shape ``(k, in // groups, filters)``."""
         if self.norm == "weight_norm":
-            return _weight_norm_kernel(self.kernel_v, self.kernel_g)
+            return weight_norm_kernel(self.kernel_v, self.kernel_g)
         return self.kernel
 
     def padding_for(self, length):
@@ -281,16 +292,9 @@ class NormConv1DTranspose(keras.layers.Layer):
         shape = (self.kernel_size, self.filters, in_channels)
         # torch computes fan_in of a transposed conv weight (in, out, k) as out * k.
         fan_in = self.filters * self.kernel_size
-        kernel_init, bias_init = _torch_like_initializers(fan_in, self.seed)
+        kernel_init, bias_init = torch_conv_initializers(fan_in, self.seed)
         if self.norm == "weight_norm":
-            self.kernel_v = self.add_weight(name="kernel_v", shape=shape, initializer=kernel_init)
-            v = ops.convert_to_numpy(self.kernel_v)
-            g_init = ops.convert_to_numpy(ops.sqrt(ops.sum(ops.square(v), axis=(0, 1))))
-            self.kernel_g = self.add_weight(
-                name="kernel_g",
-                shape=(in_channels,),
-                initializer=keras.initializers.Constant(g_init),
-            )
+            self.kernel_v, self.kernel_g = add_weight_norm_variables(self, shape, kernel_init)
         else:
             self.kernel = self.add_weight(name="kernel", shape=shape, initializer=kernel_init)
         if self.use_bias:
@@ -301,7 +305,7 @@ class NormConv1DTranspose(keras.layers.Layer):
     def effective_kernel(self):
         """The kernel applied, shape ``(k, filters, in_channels)``."""
         if self.norm == "weight_norm":
-            return _weight_norm_kernel(self.kernel_v, self.kernel_g)
+            return weight_norm_kernel(self.kernel_v, self.kernel_g)
         return self.kernel
 
     def call(self, inputs):

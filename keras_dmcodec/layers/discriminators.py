@@ -10,13 +10,26 @@ import math
 import keras
 from keras import ops
 
+from keras_dmcodec.layers.conv import (
+    add_weight_norm_variables,
+    torch_conv_initializers,
+    weight_norm_kernel,
+)
 
-def _torch_conv_init(fan_in, seed):
-    bound = 1.0 / math.sqrt(fan_in)
-    return (
-        keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform", seed=seed),
-        keras.initializers.RandomUniform(-bound, bound, seed=seed),
-    )
+
+def _leaky_conv_stack(convs, conv_post, x, training):
+    """HiFi-GAN sub-discriminator body: convs with LeakyReLU 0.1, then a post conv.
+
+    Returns ``(flattened logits, feature maps)``; the feature maps include the
+    post conv's output, as the reference's.
+    """
+    fmaps = []
+    for conv in convs:
+        x = ops.leaky_relu(conv(x, training=training), 0.1)
+        fmaps.append(x)
+    x = conv_post(x, training=training)
+    fmaps.append(x)
+    return ops.reshape(x, (ops.shape(x)[0], -1)), fmaps
 
 
 @keras.saving.register_keras_serializable(package="keras_dmcodec")
@@ -68,15 +81,11 @@ class DiscriminatorConv(keras.layers.Layer):
         in_ch = int(input_shape[-1])
         shape = self.kernel_size + (in_ch // self.groups, self.filters)
         fan_in = math.prod(shape[:-1])
-        kernel_init, bias_init = _torch_conv_init(fan_in, self.seed)
-        name = "kernel_v" if self.norm == "weight_norm" else "kernel"
-        self.kernel = self.add_weight(name=name, shape=shape, initializer=kernel_init)
+        kernel_init, bias_init = torch_conv_initializers(fan_in, self.seed)
         if self.norm == "weight_norm":
-            v = ops.convert_to_numpy(self.kernel)
-            axes = tuple(range(self.rank + 1))
-            g = ops.convert_to_numpy(ops.sqrt(ops.sum(ops.square(v), axis=axes)))
-            self.kernel_g = self.add_weight(name="kernel_g", shape=(self.filters,),
-                                            initializer=keras.initializers.Constant(g))
+            self.kernel, self.kernel_g = add_weight_norm_variables(self, shape, kernel_init)
+        else:
+            self.kernel = self.add_weight(name="kernel", shape=shape, initializer=kernel_init)
         if self.norm == "spectral_norm":
             self.sn_u = self.add_weight(
                 name="sn_u", shape=(self.filters,), trainable=False,
@@ -86,9 +95,7 @@ class DiscriminatorConv(keras.layers.Layer):
 
     def _kernel(self, training):
         if self.norm == "weight_norm":
-            axes = tuple(range(self.rank + 1))
-            norm = ops.sqrt(ops.sum(ops.square(self.kernel), axis=axes, keepdims=True))
-            return self.kernel * (self.kernel_g / norm)
+            return weight_norm_kernel(self.kernel, self.kernel_g)
         if self.norm == "spectral_norm":
             matrix = ops.transpose(ops.reshape(self.kernel, (-1, self.filters)))  # (out, fan_in)
             u = ops.stop_gradient(self.sn_u.value)
@@ -188,13 +195,7 @@ class PeriodDiscriminator(keras.layers.Layer):
             audio = ops.pad(audio, [[0, 0], [0, n_pad]], mode="reflect")
             length += n_pad
         x = ops.reshape(audio, (-1, length // self.period, self.period, 1))
-        fmaps = []
-        for conv in self.convs:
-            x = ops.leaky_relu(conv(x, training=training), 0.1)
-            fmaps.append(x)
-        x = self.conv_post(x, training=training)
-        fmaps.append(x)
-        return ops.reshape(x, (ops.shape(x)[0], -1)), fmaps
+        return _leaky_conv_stack(self.convs, self.conv_post, x, training)
 
     def get_config(self):
         config = super().get_config()
@@ -269,14 +270,8 @@ class ScaleDiscriminator(keras.layers.Layer):
         self.conv_post = DiscriminatorConv(1, 3, padding=1, norm=norm, name="conv_post")
 
     def call(self, audio, training=False):
-        x = ops.expand_dims(audio, -1)
-        fmaps = []
-        for conv in self.convs:
-            x = ops.leaky_relu(conv(x, training=training), 0.1)
-            fmaps.append(x)
-        x = self.conv_post(x, training=training)
-        fmaps.append(x)
-        return ops.reshape(x, (ops.shape(x)[0], -1)), fmaps
+        return _leaky_conv_stack(self.convs, self.conv_post, ops.expand_dims(audio, -1),
+                                 training)
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,28 @@
+"""Atomic file output: write to a temporary file beside the target, then rename."""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yields a temporary path in ``path``'s folder; renames it to ``path`` on success.
+
+    The temporary file keeps ``path``'s suffix (writers such as ``np.savez`` and
+    ``keras.Model.save`` go by it). On any error it is removed, so an
+    interrupted write never leaves a half-written ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".tmp_{path.stem}.", suffix=path.suffix,
+                                   dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
