@@ -342,9 +342,15 @@ class DMCodec(keras.Model):
             numpy int32 codes ``[batch, n_q, frames]``, ``frames = frames_for(samples)``.
         """
         n_q = self.quantizer._check_n_q(n_q)
-        audio = self._validate_audio(audio)
+        return self._encode_valid(self._validate_audio(audio), n_q)
+
+    def _encode_valid(self, audio, n_q):
         model = self._compiled(("encode", n_q), lambda x: self.encode_tensor(x, n_q=n_q))
         return np.asarray(model.predict_on_batch(audio), dtype="int32")
+
+    def _decode_valid(self, codes):
+        model = self._compiled(("decode", codes.shape[1]), self.decode_tensor)
+        return np.asarray(model.predict_on_batch(codes), dtype="float32")
 
     def decode(self, codes, num_samples=None):
         """Decodes codes to audio.
@@ -359,8 +365,7 @@ class DMCodec(keras.Model):
             numpy float32 audio ``[batch, samples]``.
         """
         codes = self._validate_codes(codes)
-        model = self._compiled(("decode", codes.shape[1]), self.decode_tensor)
-        audio = np.asarray(model.predict_on_batch(codes), dtype="float32")
+        audio = self._decode_valid(codes)
         if num_samples is not None:
             num_samples = int(num_samples)
             max_len = audio.shape[1]
@@ -374,9 +379,10 @@ class DMCodec(keras.Model):
 
     def reconstruct(self, audio, n_q=None):
         """Encode then decode; returns ``(codes, audio_hat)`` with the input's length."""
+        n_q = self.quantizer._check_n_q(n_q)
         clean = self._validate_audio(audio)
-        codes = self.encode(clean, n_q=n_q)
-        return codes, self.decode(codes, num_samples=clean.shape[1])
+        codes = self._encode_valid(clean, n_q)  # the model's own codes need no re-validation
+        return codes, self._decode_valid(codes)[:, : clean.shape[1]]
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **overrides):
