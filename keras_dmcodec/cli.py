@@ -7,12 +7,20 @@ checkpoint to a Keras preset). ``--backend`` picks the Keras backend.
 """
 
 import argparse
+import importlib
 import os
 import sys
 import time
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
+
+# Subcommands that live beside the code they drive. Each module defines
+# ``register(subparsers)``, which adds its parsers and sets ``handler=`` on them
+# (``parser.set_defaults(handler=run)``); it must not import Keras at module level,
+# so that ``--backend`` can still pick the backend.
+COMMAND_MODULES = (
+)
 
 
 def _parser():
@@ -37,6 +45,11 @@ def _parser():
     conv.add_argument("config", help="reference config.json")
     conv.add_argument("out", help="output: directory (preset) or file ending in .keras")
     conv.add_argument("--force", action="store_true", help="overwrite an existing output")
+    demo.set_defaults(handler=_demo)
+    info.set_defaults(handler=_info)
+    conv.set_defaults(handler=_convert)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -152,10 +165,9 @@ def main(argv=None):
             return 2
         os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    handlers = {"demo": _demo, "info": _info, "convert": _convert}
     try:
-        return handlers[args.command](args)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as err:
+        return args.handler(args)
+    except (ValueError, TypeError, OSError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"dmcodec: error: {message}", file=sys.stderr)
         return 1
