@@ -11,7 +11,18 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut 
 
 install: $(STAMP)
 
+# Debian TTS voices (corpus builder, test speech) and sox; installed only when missing.
+DEB_PACKAGES := flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox
+
 $(STAMP): pyproject.toml Makefile
+	@if ! command -v flite >/dev/null || ! command -v text2wave >/dev/null \
+	    || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null \
+	    || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then \
+	  echo "installing Debian packages: $(DEB_PACKAGES)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $$SUDO apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
+	fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q pip==26.3
 	# One resolver run for the whole pinned set (torch==2.13.0 is pinned in pyproject.toml,
