@@ -42,6 +42,7 @@ from keras_dmcodec.utils.files import atomic_output
 
 SENTENCES_DIR = Path(__file__).resolve().parent / "sentences"
 DEFAULT_SENTENCES = SENTENCES_DIR / "wordnet_examples.txt"
+LICENCE_FILE = SENTENCES_DIR / "LICENSE"
 WORDNET_DIR = Path("/usr/share/wordnet")
 SAMPLE_RATE = 16000
 SPLITS = ("train", "validation", "test")
