@@ -20,6 +20,8 @@ BACKENDS = ("tensorflow", "jax", "torch")
 # (``parser.set_defaults(handler=run)``); it must not import Keras at module level,
 # so that ``--backend`` can still pick the backend.
 COMMAND_MODULES = (
+    "keras_dmcodec.commands.evaluate",
+    "keras_dmcodec.commands.teachers",
 )
 
 

@@ -1,5 +1,33 @@
-"""Reconstruction metrics (numpy; independent of the Keras backend)."""
+"""Evaluation of speech codecs: reconstruction metrics, an offline ASR judge, a runner and reports.
 
-from keras_dmcodec.evaluation.metrics import mel_distance, si_snr, snr, stoi
+Metrics are numpy functions independent of the Keras backend. ``asr`` holds the
+WER/WIL judge (faster-whisper with a local CTranslate2 model by default),
+``runner`` evaluates models over a corpus (resumable), ``report`` and ``plots``
+write the tables and figures. ``dmcodec evaluate`` drives them from the command line.
+"""
 
-__all__ = ["mel_distance", "si_snr", "snr", "stoi"]
+from keras_dmcodec.evaluation.metrics import (
+    ViSQOLSpeech,
+    bitrate,
+    code_histograms,
+    codebook_perplexity,
+    codebook_usage,
+    mel_distance,
+    pesq_wb,
+    si_snr,
+    snr,
+    stoi,
+)
+
+__all__ = [
+    "ViSQOLSpeech",
+    "bitrate",
+    "code_histograms",
+    "codebook_perplexity",
+    "codebook_usage",
+    "mel_distance",
+    "pesq_wb",
+    "si_snr",
+    "snr",
+    "stoi",
+]

@@ -1,0 +1,292 @@
+"""Evaluates codecs over a corpus: one utterance at a time, resumable, with a progress bar.
+
+For every utterance the audio is read once; each system (and each requested
+``n_q``) encodes and decodes it; the reconstruction is scored against the
+original (STOI, ViSQOL speech mode, wideband PESQ, mel distance, SI-SNR) and
+transcribed by the ASR judge; the original itself is transcribed too (the
+``original`` row: the judge's own error rate). One JSON line per (system, n_q,
+utterance) is appended to ``results.jsonl`` in the output folder and flushed, so
+an interrupted run resumes where it stopped; ``run.json`` records the judge,
+ViSQOL mapper and each system's weight fingerprint, and a re-run with a
+different setup in the same folder is refused rather than mixed.
+Memory stays bounded: only the current utterance and its reconstructions are held.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from keras_dmcodec.evaluation import metrics
+from keras_dmcodec.evaluation.systems import OriginalAudio
+
+RESULTS_FILE = "results.jsonl"
+RUN_FILE = "run.json"
+AUDIO_DIR = "audio"
+
+
+def _record_key(record):
+    return (record["system"], record["n_q"], record["id"])
+
+
+def load_records(out_dir):
+    """Per-utterance records cached in ``out_dir`` (a truncated last line is ignored)."""
+    path = Path(out_dir) / RESULTS_FILE
+    records = {}
+    if not path.is_file():
+        return records
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+            records[_record_key(record)] = record
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut short by an interrupted run: recomputed
+    return records
+
+
+def _check_run(out_dir, run):
+    path = Path(out_dir) / RUN_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        for field in ("judge", "visqol_mapper"):
+            if old.get(field, run[field]) != run[field]:
+                raise ValueError(
+                    f"{out_dir}: holds results with {field} {old.get(field)!r}, not "
+                    f"{run[field]!r}; use another output folder")
+        for key, fingerprint in run["systems"].items():
+            previous = old.get("systems", {}).get(key)
+            if previous is not None and previous != fingerprint:
+                raise ValueError(
+                    f"{out_dir}: holds results of a different '{key}' model (weights changed); "
+                    "use another output folder")
+        merged = dict(old.get("systems", {}), **run["systems"])
+        run = dict(old, **run, systems=merged)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    from keras_dmcodec.utils.files import atomic_output
+
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(run, indent=2) + "\n")
+
+
+def _sparse_counts(histograms):
+    return [[[int(c), int(n)] for c in np.flatnonzero(row) for n in (row[c],)]
+            for row in histograms]
+
+
+def _score(reference, estimate, sample_rate, visqol):
+    quality = visqol(reference, estimate, sample_rate)
+    return {
+        "stoi": metrics.stoi(reference, estimate, sample_rate),
+        "visqol": quality["moslqo"],
+        "visqol_nsim": quality["vnsim"],
+        "pesq": metrics.pesq_wb(reference, estimate, sample_rate),
+        "mel_distance": metrics.mel_distance(reference, estimate, sample_rate),
+        "si_snr": metrics.si_snr(reference, estimate),
+    }
+
+
+def showcase_path(out_dir, system_key, n_q, utt_id):
+    """Where the runner keeps a showcased utterance's audio (original: ``n_q`` None)."""
+    name = system_key if n_q is None else f"{system_key}_nq{n_q}"
+    return Path(out_dir) / AUDIO_DIR / name / f"{utt_id}.wav"
+
+
+def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper="lattice",
+             showcase=1, progress=True, log=None):
+    """Runs the evaluation and returns the list of per-utterance records.
+
+    Args:
+        systems: ``CodecSystem`` instances (``OriginalAudio`` is added first).
+        utterances: ``Utterance`` list (see ``keras_dmcodec.evaluation.data``).
+        out_dir: output folder (``results.jsonl``, ``run.json``, ``audio/``).
+        n_qs: list of codebook counts, or None for each system's maximum. Counts
+            above a system's maximum are an error.
+        judge: an ``ASRJudge`` or spec string (default Whisper tiny.en).
+        visqol_mapper: ``"lattice"`` (ViSQOL's default) or ``"polynomial"``.
+        showcase: number of utterances (in id order) whose original and
+            reconstructed audio are written to ``audio/`` for the spectrogram plot.
+        progress: show a progress bar on stderr.
+        log: callable for one-line messages (default: through the progress bar).
+
+    Returns:
+        dict with ``records`` (list of dicts), ``skipped`` (list of messages) and ``run``.
+    """
+    from tqdm import tqdm
+
+    from keras_dmcodec.audio import AudioError, load_audio, write_audio
+    from keras_dmcodec.evaluation.asr import error_rates, make_judge
+
+    out_dir = Path(out_dir)
+    original = OriginalAudio(systems[0].sample_rate if systems else 16000)
+    systems = [original] + [s for s in systems if not isinstance(s, OriginalAudio)]
+    keys = [s.key for s in systems]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"two systems share a name: {keys}; give each --model a distinct label")
+    plan = []
+    for system in systems:
+        if not system.has_codes:
+            plan.append((system, None))
+            continue
+        wanted = [system.n_q_max] if not n_qs else sorted(set(int(n) for n in n_qs))
+        for n_q in wanted:
+            if not 1 <= n_q <= system.n_q_max:
+                raise ValueError(f"n_q {n_q} is out of range for {system.key} "
+                                 f"(1..{system.n_q_max})")
+            plan.append((system, n_q))
+
+    judge = make_judge(judge)
+    visqol = metrics.ViSQOLSpeech(visqol_mapper)
+    _check_run(out_dir, {
+        "judge": judge.name, "judge_description": judge.description,
+        "visqol_mapper": visqol_mapper,
+        "systems": {s.key: s.fingerprint for s in systems},
+        "labels": {s.key: s.label for s in systems},
+    })
+    records = load_records(out_dir)
+    done_before = sum(1 for k in records if k[0] in keys)
+    bar = tqdm(utterances, desc="evaluate", unit="utt", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    say = log or (lambda message: bar.write(message, file=sys.stderr))
+    if done_before:
+        say(f"resuming: {done_before} cached results in {out_dir / RESULTS_FILE} are reused")
+    skipped, computed = [], 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / RESULTS_FILE, "a") as results:
+        for index, utt in enumerate(bar):
+            todo = [(s, n) for s, n in plan if (s.key, n, utt.id) not in records]
+            keep_audio = index < showcase
+            if keep_audio:
+                todo += [(s, n) for s, n in plan if (s, n) not in todo
+                         and not showcase_path(out_dir, s.key, n, utt.id).is_file()]
+            if not todo:
+                continue
+            try:
+                audio, sr = load_audio(utt.path, sample_rate=original.sample_rate)
+            except AudioError as err:
+                skipped.append(f"{utt.id}: {err} -- skipped")
+                say(f"skipped {utt.id}: {err}")
+                continue
+            for system, n_q in todo:
+                if system.sample_rate != sr:
+                    raise ValueError(f"{system.key} runs at {system.sample_rate} Hz but the "
+                                     f"evaluation rate is {sr} Hz")
+                codes, audio_hat = system.reconstruct(audio, n_q)
+                if keep_audio:
+                    path = showcase_path(out_dir, system.key, n_q, utt.id)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    write_audio(path, audio_hat, sr, overwrite=True)
+                if (system.key, n_q, utt.id) in records:
+                    continue
+                hypothesis = judge.transcribe(audio_hat, sr)
+                rates = error_rates([utt.text], [hypothesis])
+                record = {
+                    "system": system.key, "label": system.label, "n_q": n_q, "id": utt.id,
+                    "path": str(utt.path), "duration_s": len(audio) / sr,
+                    "bitrate": system.bitrate(n_q), "text": utt.text,
+                    "hypothesis": hypothesis, "wer": rates["wer"], "wil": rates["wil"],
+                    **_score(audio, np.asarray(audio_hat, np.float32), sr, visqol),
+                }
+                if codes is not None:
+                    hist = metrics.code_histograms(codes, system.codebook_size)
+                    record["codebook_size"] = system.codebook_size
+                    record["code_counts"] = _sparse_counts(hist)
+                results.write(json.dumps(record) + "\n")
+                results.flush()
+                os.fsync(results.fileno())
+                records[_record_key(record)] = record
+                computed += 1
+            bar.set_postfix(done=computed, skipped=len(skipped))
+    bar.close()
+    wanted_keys = {(s.key, n, u.id) for s, n in plan for u in utterances}
+    kept = [r for k, r in records.items() if k in wanted_keys]
+    return {"records": kept, "skipped": skipped, "computed": computed, "reused": done_before,
+            "judge": judge.description, "visqol_mapper": visqol_mapper,
+            "systems": [(s.key, s.label, n) for s, n in plan]}
+
+
+REFERENCE_SYSTEMS = ("speechtokenizer", "encodec")
+
+
+def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
+                   visqol_mapper="lattice", progress=True, plots=True, log=print,
+                   bucket_seconds=1.0):
+    """The whole evaluation: read the corpus, build the systems, evaluate, write tables and plots.
+
+    Args:
+        models: preset names or preset directories (``DMCodec``), or ``CodecSystem``s.
+        data: LibriSpeech-layout folder or manifest.
+        out_dir: output folder (created; reused for resuming).
+        n_qs: codebook counts to evaluate (default: each model's maximum).
+        references: reference systems, e.g. ``("speechtokenizer",)``.
+        judge: ASR judge or spec (default Whisper tiny.en).
+        visqol_mapper: ``"lattice"`` or ``"polynomial"``.
+        progress: progress bar.
+        plots: write the PNG figures.
+        log: callable for one-line messages.
+        bucket_seconds: pad inputs of Keras models to multiples of this length
+            (see ``KerasCodecSystem``; 0 for exact lengths, recompiling per length).
+
+    Returns:
+        dict with ``rows`` (summary), ``result`` (``evaluate``'s output) and ``files``.
+    """
+    from keras_dmcodec.audio import AudioError, load_audio
+    from keras_dmcodec.evaluation.data import read_dataset
+    from keras_dmcodec.evaluation.report import write_reports
+    from keras_dmcodec.evaluation.systems import (
+        CodecSystem,
+        SpeechTokenizerReference,
+        load_codec_system,
+    )
+
+    utterances, problems = read_dataset(data)
+    for problem in problems:
+        log(f"warning: {problem}")
+    log(f"corpus: {len(utterances)} utterances from {data}"
+        + (f" ({len(problems)} entries skipped)" if problems else ""))
+    probe = None
+    for utt in utterances:  # the first readable utterance initialises random codebooks
+        try:
+            probe = load_audio(utt.path, sample_rate=16000)[0]
+            break
+        except AudioError:
+            continue
+    if probe is None:
+        raise ValueError(f"{data}: none of the {len(utterances)} audio files can be read")
+    systems, notes = [], []
+    for spec in models:
+        system = spec if isinstance(spec, CodecSystem) else load_codec_system(
+            spec, probe, bucket_seconds=bucket_seconds)
+        systems.append(system)
+        if "RANDOM" in system.label:
+            notes.append(f"{system.label}: untrained, so its numbers show that the pipeline "
+                         "works, not the codec's quality.")
+    for name in references:
+        if name == "speechtokenizer":
+            try:
+                systems.append(SpeechTokenizerReference(probe))
+            except ImportError as err:
+                raise ValueError(f"--reference speechtokenizer needs the speechtokenizer "
+                                 f"package ({err})") from None
+            notes.append(systems[-1].label + "; codebooks filled from the first utterance's "
+                         "latents.")
+        elif name == "encodec":
+            raise ValueError("--reference encodec is not available: the encodec package is not "
+                             "installed (its import needs torchaudio, which this project "
+                             "cannot install beside the CPU torch)")
+        else:
+            raise ValueError(f"unknown reference {name!r}: expected one of {REFERENCE_SYSTEMS}")
+    result = evaluate(systems, utterances, out_dir, n_qs=n_qs, judge=judge,
+                      visqol_mapper=visqol_mapper, progress=progress)
+    result["skipped"] = problems + result["skipped"]
+    rows = write_reports(out_dir, result, notes=notes)
+    files = [Path(out_dir) / n for n in ("results.md", "results.csv", "results.json")]
+    if plots:
+        from keras_dmcodec.evaluation.plots import write_plots
+
+        files += write_plots(out_dir, rows, result["records"])
+    return {"rows": rows, "result": result, "files": files, "notes": notes}

@@ -1,0 +1,181 @@
+"""Codecs under evaluation behind one small interface.
+
+A system has a filesystem-safe ``key``, a human ``label`` (shown in tables; it
+must say when weights are random), ``sample_rate``, ``n_q_max``,
+``codebook_size``, ``frame_rate``, a ``fingerprint`` (changes when the weights
+change, so that cached results of another model are never reused) and
+``reconstruct(audio, n_q) -> (codes [n_q, frames], audio_hat [samples])``.
+``OriginalAudio`` is the reference row: the audio itself, no coding.
+"""
+
+import hashlib
+import json
+import re
+
+import numpy as np
+
+
+def _safe_key(text):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "model"
+
+
+class CodecSystem:
+    key = "codec"
+    label = "codec"
+    sample_rate = 16000
+    n_q_max = 1
+    codebook_size = 1
+    frame_rate = 1.0
+    fingerprint = ""
+    has_codes = True
+
+    def bitrate(self, n_q):
+        if n_q is None:
+            return float("nan")
+        return float(n_q * np.log2(self.codebook_size) * self.frame_rate)
+
+    def reconstruct(self, audio, n_q):
+        raise NotImplementedError
+
+
+class OriginalAudio(CodecSystem):
+    """The unprocessed audio: the ASR judge's own error rate and each metric's ceiling."""
+
+    key = "original"
+    label = "Original audio (no codec)"
+    fingerprint = "original"
+    has_codes = False
+    n_q_max = None
+
+    def __init__(self, sample_rate=16000):
+        self.sample_rate = int(sample_rate)
+
+    def bitrate(self, n_q):
+        return float(self.sample_rate * 16)  # the 16-bit PCM it was read as
+
+    def reconstruct(self, audio, n_q):
+        return None, np.asarray(audio, dtype=np.float32)
+
+
+def _weights_digest(arrays, extra):
+    digest = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode())
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+class KerasCodecSystem(CodecSystem):
+    """A ``DMCodec`` (any backend).
+
+    Inputs are zero-padded at the end to a multiple of ``bucket_seconds`` (rounded
+    to whole frames) and the output is cropped back: compiled encode/decode
+    functions are traced once per input shape, so without buckets a corpus of
+    utterances of different lengths would recompile for nearly every utterance.
+    The padding is silence after the utterance; only the last frames can see it
+    (the encoder's bidirectional LSTM and convolutions look ahead). Pass
+    ``bucket_seconds=0`` for exact lengths.
+
+    Args:
+        model: a built ``DMCodec``.
+        label: table label.
+        key: short unique name (default from the label).
+        bucket_seconds: padding granularity in seconds (0: none).
+    """
+
+    def __init__(self, model, label, key=None, bucket_seconds=1.0):
+        self.model = model
+        hop = int(model.hop_length)
+        self.bucket = hop * max(1, round(bucket_seconds * model.sample_rate / hop)) \
+            if bucket_seconds > 0 else 0
+        self.label = label
+        self.key = _safe_key(key or label)
+        self.sample_rate = int(model.sample_rate)
+        self.n_q_max = int(model.n_q)
+        self.codebook_size = int(model.codebook_size)
+        self.frame_rate = float(model.frame_rate)
+        self.fingerprint = _weights_digest(
+            [np.asarray(w) for w in model.get_weights()],
+            {k: v for k, v in model.get_config().items() if k != "name"}) + f"-pad{self.bucket}"
+
+    def reconstruct(self, audio, n_q):
+        audio = np.asarray(audio, np.float32)
+        padded = audio
+        if self.bucket:
+            padded = np.pad(audio, (0, -len(audio) % self.bucket))
+        codes, audio_hat = self.model.reconstruct(padded[None], n_q=n_q)
+        frames = self.model.frames_for(len(audio))
+        return codes[0, :, :frames], audio_hat[0, : len(audio)]
+
+
+class SpeechTokenizerReference(CodecSystem):
+    """The reference PyTorch model (``speechtokenizer.model``), random weights, base config.
+
+    Official weights cannot be downloaded here, so the reference architecture is
+    built with random weights (``keras_dmcodec.convert.reference.build_random_reference``:
+    seeded, codebooks filled from the encoder's latents on ``probe_audio``). Its row
+    shows the reference pipeline's numbers with untrained weights, not the paper's.
+
+    Args:
+        probe_audio: float array ``[samples]`` used to centre the latents and fill codebooks.
+        seed: torch seed.
+        checkpoint: optional reference state dict (``.pt``); with it, real weights are used.
+    """
+
+    def __init__(self, probe_audio, seed=0, checkpoint=None):
+        import torch
+
+        from keras_dmcodec.convert.reference import REFERENCE_BASE_CONFIG, build_random_reference
+
+        self._torch = torch
+        cfg = dict(REFERENCE_BASE_CONFIG)
+        probe = np.asarray(probe_audio, np.float32)[None]
+        self._model = build_random_reference(cfg, seed=seed, probe_audio=probe)
+        if checkpoint is not None:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            self._model.load_state_dict(state)
+            self._model.eval()
+            self.label = "SpeechTokenizer reference (PyTorch, checkpoint weights)"
+            self.key = "speechtokenizer"
+        else:
+            self.label = (f"SpeechTokenizer reference (PyTorch) -- RANDOM weights, seed {seed} "
+                          "(official weights not available offline)")
+            self.key = "speechtokenizer_random"
+        self.sample_rate = int(cfg["sample_rate"])
+        self.n_q_max = int(cfg["n_q"])
+        self.codebook_size = int(cfg["codebook_size"])
+        self.frame_rate = self.sample_rate / float(np.prod(cfg["strides"]))
+        self.fingerprint = _weights_digest(
+            [p.detach().numpy() for p in self._model.state_dict().values()], cfg)
+
+    def reconstruct(self, audio, n_q):
+        torch = self._torch
+        x = torch.as_tensor(np.asarray(audio, np.float32))[None, None]
+        with torch.no_grad():
+            codes = self._model.encode(x, n_q=n_q)  # (n_q, 1, frames)
+            audio_hat = self._model.decode(codes)  # (1, 1, frames * hop)
+        return codes[:, 0].numpy().astype(np.int32), audio_hat[0, 0, : x.shape[-1]].numpy()
+
+
+def load_codec_system(spec, init_audio=None, bucket_seconds=1.0):
+    """A ``KerasCodecSystem`` from a preset name or preset directory.
+
+    A named preset without shipped weights is built with random weights (seed 0)
+    and its codebooks are k-means initialised by one training-mode pass on
+    ``init_audio``, as ``dmcodec demo`` does; its label says so.
+    """
+    from pathlib import Path
+
+    from keras_dmcodec.presets import PRESETS, load_preset, preset_weights_dir
+
+    if spec in PRESETS and preset_weights_dir(spec) is None:
+        model = load_preset(spec, load_weights=False, seed=0)
+        if init_audio is not None:
+            model(np.asarray(init_audio, np.float32)[None], training=True)
+        label = f"{spec} -- RANDOM weights (no trained model ships), k-means codebooks"
+        return KerasCodecSystem(model, label, key=f"{spec}_random",
+                                bucket_seconds=bucket_seconds)
+    model = load_preset(spec)
+    name = Path(spec).name if Path(str(spec)).is_dir() else str(spec)
+    return KerasCodecSystem(model, name, key=name, bucket_seconds=bucket_seconds)
