@@ -47,7 +47,7 @@ WORDNET_DIR = Path("/usr/share/wordnet")
 SAMPLE_RATE = 16000
 SPLITS = ("train", "validation", "test")
 CHAPTERS = {"train": 1, "validation": 2, "test": 3}
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SOURCE = {
     "name": "WordNet 3.0 usage examples (quoted examples in the glosses of data.noun/verb/adj/adv)",
     "origin": "Debian package wordnet-base 1:3.0-37, /usr/share/wordnet",
@@ -218,6 +218,10 @@ def plan_corpus(sentences, seed, num_utterances, num_validation, num_test,
                 voices=None, test_voices=DEFAULT_TEST_VOICES, min_words=15):
     """Every utterance of the corpus: a pure function of the arguments.
 
+    Each split draws from its own random stream, so ``num_utterances`` changes only
+    how far the training split goes: validation and test stay the same, and a
+    smaller corpus's training split is a prefix of a larger one's.
+
     Returns:
         list of dicts with ``id, split, speaker, chapter, voice, variant, sentences,
         transcript, path`` (``path`` relative to the corpus root).
@@ -238,8 +242,7 @@ def plan_corpus(sentences, seed, num_utterances, num_validation, num_test,
         raise CorpusError(f"--num-utterances {num_utterances} must exceed --num-validation "
                           f"{num_validation} + --num-test {num_test} (>= 1)")
 
-    rng = np.random.default_rng(seed)
-    order = [sentences[i] for i in rng.permutation(len(sentences))]
+    order = [sentences[i] for i in np.random.default_rng([seed, 0]).permutation(len(sentences))]
     # An utterance strings sentences together up to ``min_words`` words: single WordNet
     # examples (~2.5 s) are shorter than the 3 s training crops, which would be zero-padded.
     groups, group = [], []
@@ -260,18 +263,19 @@ def plan_corpus(sentences, seed, num_utterances, num_validation, num_test,
     def speakers(vs):
         return [(v, k) for v in vs for k in range(len(VARIANTS))]
 
-    def balanced(candidates, n):
+    def balanced(candidates, n, stream):
         """``n`` speakers: every one once per round, each round freshly shuffled."""
+        rng = np.random.default_rng([seed, stream])
         out = []
         while len(out) < n:
             out += [candidates[i] for i in rng.permutation(len(candidates))]
         return out[:n]
 
-    who = {"train": balanced(speakers(seen), num_train),
-           "validation": balanced(speakers(seen), num_validation)}
+    who = {"train": balanced(speakers(seen), num_train, 1),
+           "validation": balanced(speakers(seen), num_validation, 2)}
     unseen_n = (num_test + 1) // 2
-    unseen = balanced(speakers(held), unseen_n)
-    known = balanced(speakers(seen), num_test - unseen_n)
+    unseen = balanced(speakers(held), unseen_n, 3)
+    known = balanced(speakers(seen), num_test - unseen_n, 4)
     # Interleave so that any prefix of the test split mixes held-out and training voices.
     who["test"] = [unseen[i // 2] if i % 2 == 0 else known[i // 2] for i in range(num_test)]
 
@@ -484,14 +488,22 @@ def build_corpus(args, log=print):
     meta_path = root / "corpus.json"
     if meta_path.exists():
         old = json.loads(meta_path.read_text(encoding="utf-8"))
-        if old.get("settings") != settings:
+        old_settings = dict(old.get("settings", {}), num_utterances=args.num_utterances)
+        if old_settings != settings:  # only the size may change: see plan_corpus
             raise CorpusError(f"{root} holds a corpus built with other settings; "
                               "use another --out or delete it")
-        if old.get("complete"):
+        if old.get("complete") and old["settings"] == settings:
             log(f"{root}: already complete ({old['total_hours']} h)")
             return old
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(root)
+    planned = {it["path"] for it in plan}
+    for split in SPLITS:  # a smaller --num-utterances than before: drop the surplus
+        for path in sorted((root / split).rglob("*.flac")):
+            if str(path.relative_to(root)) not in planned:
+                path.unlink()
+        for path in (root / split).rglob("*.trans.txt"):  # rewritten once all audio is done
+            path.unlink()
     _write_json(meta_path, {"complete": False, "settings": settings})
 
     todo = [it for it in plan if not (root / it["path"]).exists()]

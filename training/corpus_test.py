@@ -96,10 +96,7 @@ def test_test_split_holds_out_sentences_and_a_voice(corpus):
 def test_same_seed_same_corpus_and_resume(corpus, tmp_path):
     again = tmp_path / "again"
     _build(again)
-    assert _files(again) == _files(corpus)
-    for name in _files(corpus):
-        if name.endswith((".flac", ".txt", ".tsv")):
-            assert (again / name).read_bytes() == (corpus / name).read_bytes(), name
+    _same(again, corpus)
 
     # A killed run: two utterances and every text file missing, a temporary left over.
     done = sorted(again.rglob("*.flac"))
@@ -116,10 +113,24 @@ def test_same_seed_same_corpus_and_resume(corpus, tmp_path):
     build_corpus(parse_args(["--out", str(again)] + TINY), log=logs.append)
     assert any("4 already done" in line for line in logs)
     assert done[4].stat().st_mtime_ns == untouched
-    assert _files(again) == _files(corpus)
-    for name in _files(corpus):
+    assert not list(again.rglob(".tmp_*"))
+    _same(again, corpus)
+
+    # Growing the corpus adds training utterances only; shrinking it back restores it.
+    logs.clear()
+    grown = build_corpus(parse_args(["--out", str(again)] + TINY[:3] + ["7"] + TINY[4:]),
+                         log=logs.append)
+    assert any("6 already done" in line for line in logs)
+    assert grown["splits"]["train"]["utterances"] == 4
+    _build(again)
+    _same(again, corpus)
+
+
+def _same(root, reference):
+    assert _files(root) == _files(reference)
+    for name in _files(reference):
         if name.endswith((".flac", ".txt", ".tsv")):
-            assert (again / name).read_bytes() == (corpus / name).read_bytes(), name
+            assert (root / name).read_bytes() == (reference / name).read_bytes(), name
 
 
 @needs_tts
