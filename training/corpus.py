@@ -506,7 +506,9 @@ def build_corpus(args, log=print):
             path.unlink()
     _write_json(meta_path, {"complete": False, "settings": settings})
 
-    todo = [it for it in plan if not (root / it["path"]).exists()]
+    # Test and validation first: a build stopped early can then be finished smaller.
+    todo = sorted((it for it in plan if not (root / it["path"]).exists()),
+                  key=lambda it: it["split"] == "train")
     log(f"{root}: {len(plan)} utterances planned, {len(plan) - len(todo)} already done")
     deadline = time.monotonic() + args.max_minutes * 60 if args.max_minutes else None
     start, done = time.monotonic(), 0
