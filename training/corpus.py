@@ -486,8 +486,14 @@ def build_corpus(args, log=print):
     check_tools(args.voices)
 
     meta_path = root / "corpus.json"
+    if root.is_dir() and any(root.iterdir()) and not meta_path.exists():
+        # Resuming deletes temporaries and surplus files: never do that to other folders.
+        raise CorpusError(f"{root} is not empty and holds no corpus.json: choose a new --out")
     if meta_path.exists():
-        old = json.loads(meta_path.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise CorpusError(f"{meta_path}: unreadable ({err}); delete the folder") from None
         old_settings = dict(old.get("settings", {}), num_utterances=args.num_utterances)
         if old_settings != settings:  # only the size may change: see plan_corpus
             raise CorpusError(f"{root} holds a corpus built with other settings; "

@@ -95,7 +95,7 @@ def test_test_split_holds_out_sentences_and_a_voice(corpus):
 @needs_tts
 def test_same_seed_same_corpus_and_resume(corpus, tmp_path):
     again = tmp_path / "again"
-    _build(again)
+    _build(again, "--workers", "2")
     _same(again, corpus)
 
     # A killed run: two utterances and every text file missing, a temporary left over.
@@ -167,6 +167,9 @@ def test_bad_options_fail_with_one_line(tmp_path, capsys):
     assert "unknown voice 'flite:nobody'" in capsys.readouterr().err
     assert main(["--out", str(tmp_path), "--num-utterances", "10", "--num-test", "10"]) == 2
     assert "must exceed" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a corpus")
+    assert main(["--out", str(tmp_path)] + TINY[2:]) == 2
+    assert "holds no corpus.json" in capsys.readouterr().err
     with pytest.raises(CorpusError, match="must be among the voices"):
         plan_corpus(["a b c d"] * 3, 0, 3, 1, 1, voices=["flite:slt"],
                     test_voices=["flite:rms"])
