@@ -61,16 +61,17 @@ def plot_spectrograms(path, panels, sample_rate=16000):
     mels = [_log_mel(p["audio"], sample_rate) for p in panels]
     vmax = float(mels[0].max())
     vmin = vmax - 80.0
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.3 * len(panels) + 0.4),
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.5 * len(panels) + 0.4),
                              sharex=True, squeeze=False)
     image = None
     for ax, panel, mel in zip(axes[:, 0], panels, mels, strict=True):
         seconds = mel.shape[1] * 160 / sample_rate
         image = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
                           extent=(0, seconds, 0, mel.shape[0]), interpolation="nearest")
-        ax.set_title(panel["title"], loc="left", fontsize=10, fontweight="bold")
+        ax.set_title(panel["title"], loc="left", fontsize=10, fontweight="bold",
+                     pad=15 if panel.get("subtitle") else 6)
         if panel.get("subtitle"):
-            ax.text(1.0, 1.02, panel["subtitle"], transform=ax.transAxes, ha="right",
+            ax.text(0.0, 1.015, panel["subtitle"], transform=ax.transAxes, ha="left",
                     va="bottom", fontsize=8.5, color="#333333")
         ax.set_ylabel("mel bin")
     axes[-1, 0].set_xlabel("time (s)")
@@ -143,7 +144,9 @@ def plot_metrics_vs_bitrate(path, rows):
             ax.plot([r["kbps"] for r in group], [r.get(key, math.nan) for r in group],
                     marker="o", color=_COLORS[i % len(_COLORS)], linewidth=1.8,
                     label=short_label(group[0]["label"]))
-        if reference is not None and math.isfinite(reference.get(key, math.nan)):
+        # SI-SNR of a signal with itself is unbounded: no reference line for it.
+        if (reference is not None and key != "si_snr"
+                and math.isfinite(reference.get(key, math.nan))):
             ax.axhline(reference[key], color="grey", linestyle="--", linewidth=1.2,
                        label="original audio")
         ax.set_title(f"{title}  ({better})", loc="left", fontsize=10)

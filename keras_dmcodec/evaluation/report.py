@@ -76,7 +76,8 @@ def summarize(records, order=None):
                "wer": 100 * rates["wer"], "wil": 100 * rates["wil"],
                "seconds": float(sum(r["duration_s"] for r in group))}
         for name in ("visqol", "visqol_nsim", "stoi", "pesq", "mel_distance", "si_snr"):
-            values = np.array([r[name] for r in group], dtype=np.float64)
+            values = np.array([math.nan if r.get(name) is None else r[name] for r in group],
+                              dtype=np.float64)
             row[name] = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
         if "code_counts" in group[0]:
             hist = sum(_counts(r) for r in group)

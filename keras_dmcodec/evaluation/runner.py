@@ -191,6 +191,8 @@ def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper=
                     "hypothesis": hypothesis, "wer": rates["wer"], "wil": rates["wil"],
                     **_score(audio, np.asarray(audio_hat, np.float32), sr, visqol),
                 }
+                if not system.has_codes:
+                    record["si_snr"] = None  # unbounded for a signal against itself
                 if codes is not None:
                     hist = metrics.code_histograms(codes, system.codebook_size)
                     record["codebook_size"] = system.codebook_size
@@ -243,6 +245,13 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
         load_codec_system,
     )
 
+    for name in references:  # before any slow loading, so a typo fails at once
+        if name == "encodec":
+            raise ValueError("--reference encodec is not available: the encodec package is not "
+                             "installed (its import needs torchaudio, which this project "
+                             "cannot install beside the CPU torch)")
+        if name not in REFERENCE_SYSTEMS:
+            raise ValueError(f"unknown reference {name!r}: expected one of {REFERENCE_SYSTEMS}")
     utterances, problems = read_dataset(data)
     for problem in problems:
         log(f"warning: {problem}")
@@ -274,12 +283,6 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
                                  f"package ({err})") from None
             notes.append(systems[-1].label + "; codebooks filled from the first utterance's "
                          "latents.")
-        elif name == "encodec":
-            raise ValueError("--reference encodec is not available: the encodec package is not "
-                             "installed (its import needs torchaudio, which this project "
-                             "cannot install beside the CPU torch)")
-        else:
-            raise ValueError(f"unknown reference {name!r}: expected one of {REFERENCE_SYSTEMS}")
     result = evaluate(systems, utterances, out_dir, n_qs=n_qs, judge=judge,
                       visqol_mapper=visqol_mapper, progress=progress)
     result["skipped"] = problems + result["skipped"]
