@@ -240,9 +240,9 @@ class WhisperEncoder(keras.Model):
         **kwargs: standard ``keras.Model`` arguments.
 
     Example:
-    >>> encoder = WhisperEncoder(n_mels=4, hidden_dim=8, num_layers=1, num_heads=2,
+    >>> encoder = WhisperEncoder(n_mels=80, hidden_dim=8, num_layers=1, num_heads=2,
     ...                          intermediate_dim=16, max_positions=10)
-    >>> states = encoder(np.zeros((1, 20, 4), "float32"))
+    >>> states = encoder(np.zeros((1, 20, 80), "float32"))
     >>> len(states), tuple(states[-1].shape)
     (2, (1, 10, 8))
     """
@@ -422,10 +422,10 @@ class WhisperEncoderTeacher:
 
     Example:
     >>> encoder = WhisperEncoder(n_mels=80, hidden_dim=8, num_layers=1, num_heads=2,
-    ...                          intermediate_dim=16)
-    >>> teacher = WhisperEncoderTeacher(encoder, pad_to_window=False)
-    >>> teacher.features(np.zeros((2, 3200), "float32")).shape, teacher.num_frames(3200)
-    ((2, 10, 8), 10)
+    ...                          intermediate_dim=16, max_positions=10)
+    >>> teacher = WhisperEncoderTeacher(encoder)  # load_whisper_teacher() for real weights
+    >>> teacher.features(np.zeros((1, 3000), "float32")).shape, teacher.num_frames(3000)
+    ((1, 10, 8), 10)
     """
 
     sample_rate = SAMPLE_RATE
@@ -478,6 +478,14 @@ class WhisperEncoderTeacher:
             raise ValueError("audio contains NaN or infinite samples")
         return audio.astype(np.float32)
 
+    def hidden_states(self, audio):
+        """All hidden states: ``num_hidden_states`` arrays ``[batch, num_frames(samples), dim]``.
+
+        Args:
+            audio: float array ``[batch, samples]`` (or ``[samples]``) at 16 kHz.
+        """
+        return self._encode(audio, layer=None)
+
     def features(self, audio, layer=None):
         """Teacher features ``[batch, num_frames(samples), dimension]`` float32.
 
@@ -487,29 +495,34 @@ class WhisperEncoderTeacher:
                 states, or None for ``default_layer``.
         """
         layer = self.default_layer if layer is None else self._check_layer(layer)
+        return self._encode(audio, layer)
+
+    def _encode(self, audio, layer):
         audio = self._check_audio(audio)
         batch, samples = audio.shape
         frames = self.num_frames(samples)
         chunk = self.window_samples if self.pad_to_window else SAMPLES_PER_FRAME
         padded_samples = -(-samples // chunk) * chunk
         audio = np.pad(audio, [(0, 0), (0, padded_samples - samples)])
+        # One log-mel pass over the whole clip: its floor (peak - 8) is the clip's, as in Whisper.
         mel = keras.ops.convert_to_numpy(self.frontend(audio))
         window_mel = self.encoder.max_positions * ENCODER_STRIDE
-        num_windows = -(-mel.shape[1] // window_mel)
-        windows = [mel[:, start * window_mel:(start + 1) * window_mel]
-                   for start in range(num_windows)]
         outputs = []
-        for window in windows:
+        for start in range(0, mel.shape[1], window_mel):
+            window = mel[:, start:start + window_mel]
             pieces = []
-            for start in range(0, batch, self.batch_size):
+            for first in range(0, batch, self.batch_size):
                 # predict_on_batch compiles the forward (jax.jit / tf.function) once per shape.
-                states = self.encoder.predict_on_batch(window[start:start + self.batch_size])
-                if layer == "avg":
+                states = self.encoder.predict_on_batch(window[first:first + self.batch_size])
+                if layer is None:
+                    pieces.append(np.stack(states, axis=0))
+                elif layer == "avg":
                     pieces.append(np.mean(np.stack(states, axis=0), axis=0))
                 else:
                     pieces.append(states[layer])
-            outputs.append(np.concatenate(pieces, axis=0))
-        return np.concatenate(outputs, axis=1)[:, :frames].astype(np.float32)
+            outputs.append(np.concatenate(pieces, axis=-3))
+        result = np.concatenate(outputs, axis=-2)[..., :frames, :].astype(np.float32)
+        return list(result) if layer is None else result
 
 
 def load_whisper_teacher(model_dir=None, **kwargs):
