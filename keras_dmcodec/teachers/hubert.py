@@ -29,7 +29,6 @@ Weights load from a local Hugging Face directory (``HubertModel``,
 ``HubertTeacher.from_pretrained`` and ``CTCTranscriber.from_pretrained``.
 """
 
-import contextlib
 import math
 from pathlib import Path
 
@@ -52,25 +51,39 @@ _ACTIVATIONS = {
 }
 
 
-_SKIP_RANDOM_INIT = [False]
+@keras.saving.register_keras_serializable(package="keras_dmcodec")
+class HostNormalInitializer(keras.initializers.Initializer):
+    """Normal initialiser drawn with NumPy on the host.
 
+    Keras' random initialisers compile once per weight shape on JAX (about 30 s
+    for a tiny HuBERT on this CPU); a teacher's weights are overwritten by the
+    checkpoint anyway. Draws are reproducible under ``keras.utils.set_random_seed``
+    (which seeds NumPy).
 
-@contextlib.contextmanager
-def _weights_loaded_later():
-    """Random initialisers become zeros while models whose weights get loaded are built.
+    Args:
+        stddev: float or None. Standard deviation; ``None`` means He init,
+            ``sqrt(2 / fan_in)`` with ``fan_in`` the product of all axes but the last.
+        seed: int or None. Seed of the draw (``None``: from NumPy's global generator).
 
-    On JAX every random initialiser compiles once per weight shape (30 s for a tiny
-    model on this CPU); the values would be overwritten anyway.
+    Example:
+    >>> HostNormalInitializer(0.02, seed=0)((3, 4)).shape
+    (3, 4)
     """
-    _SKIP_RANDOM_INIT[0] = True
-    try:
-        yield
-    finally:
-        _SKIP_RANDOM_INIT[0] = False
 
+    def __init__(self, stddev=None, seed=None):
+        self.stddev = stddev
+        self.seed = seed
 
-def _random_init(initializer):
-    return "zeros" if _SKIP_RANDOM_INIT[0] else initializer
+    def __call__(self, shape, dtype=None):
+        seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
+        stddev = self.stddev
+        if stddev is None:
+            stddev = math.sqrt(2.0 / max(1, math.prod(shape[:-1])))
+        values = np.random.default_rng(seed).standard_normal(shape) * stddev
+        return values.astype(keras.backend.standardize_dtype(dtype or "float32"))
+
+    def get_config(self):
+        return {"stddev": self.stddev, "seed": self.seed}
 
 
 def _activation(name):
@@ -144,7 +157,7 @@ class HubertFeatureEncoder(keras.layers.Layer):
         for i, (channels, kernel) in enumerate(zip(self.conv_dim, self.conv_kernel, strict=True)):
             self.kernels.append(self.add_weight(
                 name=f"conv_{i}_kernel", shape=(kernel, in_channels, channels),
-                initializer=_random_init("he_normal")))
+                initializer=HostNormalInitializer()))
             self.biases.append(self.add_weight(name=f"conv_{i}_bias", shape=(channels,),
                                                initializer="zeros") if self.conv_bias else None)
             if self.norm_mode == "layer" or i == 0:
@@ -220,7 +233,7 @@ class HubertPositionalConvEmbedding(keras.layers.Layer):
     def build(self, input_shape):
         shape = (self.kernel_size, self.hidden_size // self.groups, self.hidden_size)
         self.kernel_v = self.add_weight(name="kernel_v", shape=shape,
-                                        initializer=_random_init("he_normal"))
+                                        initializer=HostNormalInitializer())
         self.kernel_g = self.add_weight(name="kernel_g", shape=(self.kernel_size,),
                                         initializer="ones")
         self.bias = self.add_weight(name="bias", shape=(self.hidden_size,), initializer="zeros")
@@ -281,8 +294,7 @@ class HubertTransformerLayer(keras.layers.Layer):
         self._hidden_act = _activation(hidden_act)
         self.layer_norm_eps = float(layer_norm_eps)
         self.stable_layer_norm = bool(stable_layer_norm)
-        dense = dict(kernel_initializer=_random_init(
-            keras.initializers.TruncatedNormal(stddev=0.02)))
+        dense = dict(kernel_initializer=HostNormalInitializer(0.02))
         self.q_proj = keras.layers.Dense(self.hidden_size, name="q_proj", **dense)
         self.k_proj = keras.layers.Dense(self.hidden_size, name="k_proj", **dense)
         self.v_proj = keras.layers.Dense(self.hidden_size, name="v_proj", **dense)
@@ -426,7 +438,7 @@ class HubertEncoder(keras.Model):
             epsilon=self.layer_norm_eps, name="projection_norm")
             if self.feat_proj_layer_norm else None)
         self.projection = keras.layers.Dense(
-            self.hidden_size, kernel_initializer=_random_init("glorot_uniform"),
+            self.hidden_size, kernel_initializer=HostNormalInitializer(0.02),
             name="projection")
         self.pos_conv = HubertPositionalConvEmbedding(
             self.hidden_size, self.num_conv_pos_embeddings, self.num_conv_pos_embedding_groups,
@@ -527,7 +539,7 @@ class HubertForCTC(keras.Model):
         self.vocab_size = int(vocab_size)
         self.encoder = HubertEncoder(name="encoder", **encoder_kwargs)
         self.lm_head = keras.layers.Dense(
-            self.vocab_size, kernel_initializer=_random_init("glorot_uniform"), name="lm_head")
+            self.vocab_size, kernel_initializer=HostNormalInitializer(0.02), name="lm_head")
 
     def build(self, input_shape=None):
         if self.built:
@@ -669,9 +681,8 @@ def load_hubert_encoder(directory):
     head ignored). Returns ``(encoder, config_dict)``.
     """
     config, kwargs, tensors, path = _read_directory(directory)
-    with _weights_loaded_later():
-        encoder = HubertEncoder(name="hubert_encoder", **kwargs)
-        encoder.build()
+    encoder = HubertEncoder(name="hubert_encoder", **kwargs)
+    encoder.build()
     loader = hf_weights.WeightLoader(tensors, path, ignore_prefixes=_IGNORED_PREFIXES)
     _load_encoder_weights(encoder, loader)
     loader.finish()
@@ -691,9 +702,8 @@ def load_hubert_for_ctc(directory):
     if config.get("vocab_size") not in (None, vocab_size):
         raise HFWeightsError(f"lm_head.weight in {path.name} has {vocab_size} outputs, "
                              f"config.json says vocab_size={config['vocab_size']}")
-    with _weights_loaded_later():
-        model = HubertForCTC(vocab_size, name="hubert_ctc", **kwargs)
-        model.build()
+    model = HubertForCTC(vocab_size, name="hubert_ctc", **kwargs)
+    model.build()
     loader = hf_weights.WeightLoader(
         tensors, path, ignore_prefixes=tuple(p for p in _IGNORED_PREFIXES if p != "lm_head."))
     _load_encoder_weights(model.encoder, loader)
@@ -993,9 +1003,11 @@ class CTCTranscriber:
     ...                      num_attention_heads=2, intermediate_size=32,
     ...                      num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
     >>> asr = CTCTranscriber(model, CTCVocabulary(["<pad>", "|", "A", "B"]))
-    >>> transcript = asr.transcribe([np.zeros(1600, "float32")])[0]
-    >>> transcript.source, asr.frame_rate
-    ('ctc', 50.0)
+    >>> asr.frame_rate
+    50.0
+    >>> transcripts = asr.transcribe(np.zeros((1, 1600), "float32"))  # doctest: +SKIP
+    >>> transcripts[0].text, transcripts[0].words  # doctest: +SKIP
+    ('AB', [Word(text='AB', start=0.02, end=0.06)])
     """
 
     def __init__(self, model, vocabulary, do_normalize=True, sample_rate=16000):

@@ -147,15 +147,16 @@ def test_teacher_features_layers_and_frames(hf_models):
 
 def test_encoder_saves_and_reloads(tmp_path):
     encoder = hubert.HubertEncoder(**TINY, **VARIANTS["stable"])
-    audio = _audio()
-    before = encoder.predict_on_batch(audio)["hidden_states"]
+    encoder.build()
     path = tmp_path / "encoder.keras"
     encoder.save(path)
     restored = keras.saving.load_model(path)
-    after = restored.predict_on_batch(audio)["hidden_states"]
-    for a, b in zip(before, after, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-6)
-    assert restored.get_config()["do_stable_layer_norm"] is True
+    assert isinstance(restored, hubert.HubertEncoder)
+    assert restored.get_config() == encoder.get_config()
+    # Same class, config and weights give the same outputs; the parity tests run the model.
+    assert [w.path for w in restored.weights] == [w.path for w in encoder.weights]
+    for ours, theirs in zip(restored.get_weights(), encoder.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 @backend_independent
