@@ -166,9 +166,9 @@ def build_cache(items, out_dir, sm_teacher=None, lm_teacher=None, layer="avg", s
             failed[key] = str(err)
             LOG.warning("skipping: %s", err)
             continue
-        arrays, meta = _utterance(audio, item, sm_teacher, lm_teacher, sm_layer, lm_layer,
-                                  transcripts, transcriber, alignment, word_feature,
-                                  keep_padding)
+        arrays, meta = compute_targets(audio, item.get("text"), sm_teacher, lm_teacher,
+                                       sm_layer, lm_layer, transcripts, transcriber, alignment,
+                                       word_feature, keep_padding)
         meta["path"] = str(Path(item["path"]).resolve())
         meta["file"] = f"{key}.npz"
         arrays["meta"] = np.array(json.dumps(meta))
@@ -188,8 +188,21 @@ def build_cache(items, out_dir, sm_teacher=None, lm_teacher=None, layer="avg", s
             "seconds": time.perf_counter() - started, "index": str(index_path)}
 
 
-def _utterance(audio, item, sm_teacher, lm_teacher, sm_layer, lm_layer, transcripts,
-               transcriber, alignment, word_feature, keep_padding):
+def compute_targets(audio, text, sm_teacher=None, lm_teacher=None, sm_layer="avg",
+                    lm_layer="avg", transcripts="ground_truth", transcriber=None,
+                    alignment="aligned", word_feature="mean", keep_padding=True):
+    """Teacher targets of one utterance, in memory (what the cache stores; also on the fly).
+
+    Args:
+        audio: float32 ``[samples]`` at 16 kHz.
+        text: str or None. Ground-truth transcript (used when ``transcripts="ground_truth"``).
+        Others: as ``build_cache``.
+
+    Returns:
+        ``(arrays, meta)``: arrays ``num_samples``, ``sm_features`` [T_sm, D] float16,
+        ``lm_features`` [F, D] float16 and ``lm_mask`` [F] uint8 (teachers present and,
+        for the LM, a transcript found); meta a JSON-ready dict (transcript, alignment).
+    """
     num_samples = len(audio)
     frames = codec_frames(num_samples)
     arrays = {"num_samples": np.int64(num_samples)}
@@ -204,7 +217,7 @@ def _utterance(audio, item, sm_teacher, lm_teacher, sm_layer, lm_layer, transcri
         return arrays, meta
     transcript = None
     if transcripts == "ground_truth":
-        text = (item.get("text") or "").strip()
+        text = (text or "").strip()
         if text:
             transcript = Transcript.from_text(text)
             if alignment == "aligned":

