@@ -436,6 +436,9 @@ class WhisperEncoderTeacher:
         self.encoder = encoder
         self.name = name
         self.frontend = WhisperLogMel(n_mels=encoder.n_mels)
+        # Wrapped so that predict_on_batch compiles the frontend once per audio shape (on JAX,
+        # eager calls compile each op separately).
+        self._frontend_model = keras.Sequential([self.frontend])
         self.pad_to_window = pad_to_window
         self.batch_size = batch_size
         self.window_samples = encoder.max_positions * SAMPLES_PER_FRAME
@@ -505,7 +508,7 @@ class WhisperEncoderTeacher:
         padded_samples = -(-samples // chunk) * chunk
         audio = np.pad(audio, [(0, 0), (0, padded_samples - samples)])
         # One log-mel pass over the whole clip: its floor (peak - 8) is the clip's, as in Whisper.
-        mel = keras.ops.convert_to_numpy(self.frontend(audio))
+        mel = self._frontend_model.predict_on_batch(audio)
         window_mel = self.encoder.max_positions * ENCODER_STRIDE
         outputs = []
         for start in range(0, mel.shape[1], window_mel):
