@@ -34,7 +34,7 @@ def tiny_teachers():
 
     sm = WhisperEncoderTeacher(WhisperEncoder(n_mels=80, hidden_dim=8, num_layers=1, num_heads=2,
                                               intermediate_dim=16),
-                               name="tiny-whisper", pad_to_window=False)
+                               name="tiny-whisper")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
     backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocab), num_layers=1,
