@@ -22,6 +22,8 @@ BACKENDS = ("tensorflow", "jax", "torch")
 COMMAND_MODULES = (
     "keras_dmcodec.commands.evaluate",
     "keras_dmcodec.commands.teachers",
+    "keras_dmcodec.commands.tokenize_corpus",
+    "keras_dmcodec.commands.train",
 )
 
 

@@ -1,0 +1,1 @@
+"""Data pipelines that run on a distributed engine (Ray Data): corpus tokenization."""
