@@ -1,0 +1,298 @@
+"""Inference beyond one in-memory batch: long audio in chunks, and batches of different lengths.
+
+Long audio
+    ``encode_stream`` / ``encode_file`` / ``encode_long`` cut the audio into
+    chunks of ``chunk_frames`` code frames and encode each with
+    ``context_frames`` extra frames of audio on both sides, keeping only the
+    chunk's own frames. Memory is bounded by one window
+    (``chunk_frames + 2 * context_frames`` frames) whatever the file's length;
+    ``encode_file`` also reads (and resamples) the file block by block.
+
+    How close this is to encoding the whole file at once: every convolution of
+    the encoder sees at most ``conv_context_frames(model)`` frames to each side
+    (5 for the reference architecture), so with ``context_frames`` at least
+    that, the convolutions of every kept frame see exactly the samples they
+    see in a whole-file pass. The encoder's **bidirectional LSTM** sees the
+    whole window, though, and its state at a window edge differs from the
+    whole-file state. Measured (random-weight test model, docs/cli.md): the
+    latent difference shrinks by about 0.6x per frame away from the edge and
+    reaches float rounding (~1e-8) after about 35 frames, so with the default
+    1 s (50 frames) of context the kept frames' latents equal the whole-file
+    latents up to rounding, and codes can differ only at exact near-ties of
+    two codebook entries (which also flip between eager and compiled runs of
+    the same model). ``inference_test.py`` checks both: with context, codes
+    equal the whole-file codes at every frame whose nearest and second-nearest
+    codebook entries are not tied; with ``context_frames=0`` (hard cuts: reflect
+    padding at the cut plus a cold LSTM state), differences stay within
+    ``HARD_CUT_SEAM_FRAMES`` frames of a seam. Trained LSTMs can remember
+    longer: ``benchmarks/bench_inference.py`` prints the agreement for a model.
+
+    ``decode_stream`` / ``decode_long`` do the same for decoding (the decoder's
+    LSTM is unidirectional, so only the left context warms it up; the right
+    context covers its convolutions).
+
+Batches
+    ``encode_batch`` / ``decode_batch`` take clips of different lengths and
+    return, for each clip, exactly the codes (audio) it gets alone. Padding
+    cannot give that here: reflect padding at the clip's end and the
+    bidirectional LSTM both see the padded samples. So clips are grouped by
+    exact length and each group runs as one batch (``max_batch`` at a time);
+    corpora with many equal-length clips (e.g. fixed-length crops) batch fully.
+
+Everything takes a built ``DMCodec`` and numpy arrays, so other tools (corpus
+tokenization workers, the CLI, benchmarks) share one implementation.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from keras_dmcodec.audio import AudioError
+
+DEFAULT_CHUNK_SECONDS = 30.0
+DEFAULT_CONTEXT_SECONDS = 1.0
+# With hard cuts (context_frames=0), frames this far from a seam or closer may get
+# other codes than in a whole-file encoding (measured 14 on the test model; tested).
+HARD_CUT_SEAM_FRAMES = 20
+
+
+def conv_context_frames(model):
+    """Frames of audio each side of a frame that the encoder's convolutions can see (rounded up).
+
+    Receptive field of the convolution stack alone (the LSTM is unbounded):
+    stem conv, residual blocks and strided convs in samples, then the final
+    conv over frames.
+    """
+    field, jump = 1, 1
+    field += 6  # stem conv, kernel 7
+    for ratio in reversed(model.ratios):
+        for j in range(model.n_residual_layers):
+            field += (model.residual_kernel_size - 1) * model.dilation_base**j * jump
+        field += (2 * ratio - 1) * jump
+        jump *= ratio
+    field += 6 * jump  # last conv, kernel 7, over frames
+    return int(math.ceil(field / 2 / model.hop_length))
+
+
+def _frames(seconds, model):
+    return max(1, int(round(seconds * model.frame_rate)))
+
+
+def _check_chunking(model, chunk_frames, context_frames):
+    chunk_frames = _frames(DEFAULT_CHUNK_SECONDS, model) if chunk_frames is None else chunk_frames
+    context_frames = (_frames(DEFAULT_CONTEXT_SECONDS, model) if context_frames is None
+                      else context_frames)
+    if int(chunk_frames) < 1 or int(context_frames) < 0:
+        raise ValueError(f"chunk_frames must be >= 1 and context_frames >= 0, got "
+                         f"{chunk_frames} and {context_frames}")
+    return int(chunk_frames), int(context_frames)
+
+
+def iter_file_blocks(path, sample_rate, block_seconds=10.0):
+    """Yields mono float32 blocks of an audio file at ``sample_rate``, reading block by block.
+
+    Channels are averaged; other rates are resampled with a streaming soxr
+    resampler (same quality setting as ``audio.resample``). Raises
+    ``AudioError`` for missing, unreadable, empty or non-finite audio.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, expected an audio file")
+    try:
+        handle = sf.SoundFile(str(path))
+    except Exception as err:  # libsndfile raises several types for bad files
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise AudioError(f"{path}: cannot read audio ({reason})") from None
+    with handle:
+        rate = handle.samplerate
+        stream = None
+        if rate != sample_rate:
+            import soxr
+
+            stream = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
+        block = max(1, int(block_seconds * rate))
+        total = 0
+        while True:
+            try:
+                data = handle.read(block, dtype="float32", always_2d=True)
+            except Exception as err:
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise AudioError(f"{path}: cannot read audio ({reason})") from None
+            last = len(data) < block
+            mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            if not np.all(np.isfinite(mono)):
+                raise AudioError(f"{path}: audio contains NaN or infinite values")
+            total += len(mono)
+            if stream is not None:
+                mono = stream.resample_chunk(mono, last=last)
+            if len(mono):
+                yield np.ascontiguousarray(mono, dtype=np.float32)
+            if last:
+                break
+        if total == 0:
+            raise AudioError(f"{path}: audio is empty")
+
+
+def encode_stream(model, blocks, n_q=None, chunk_frames=None, context_frames=None,
+                  progress=None):
+    """Encodes audio arriving in blocks, chunk by chunk; yields codes ``[n_q, frames]`` per chunk.
+
+    Args:
+        model: a built ``DMCodec``.
+        blocks: iterable of mono float32 arrays at ``model.sample_rate``.
+        n_q: codebooks (default all).
+        chunk_frames: frames kept per chunk (default 30 s).
+        context_frames: extra frames encoded on each side of a chunk (default 1 s).
+        progress: optional callable ``progress(frames_done)``.
+
+    Concatenating the yielded arrays along frames gives ``frames_for(T)``
+    frames for ``T`` input samples, as ``model.encode`` does.
+    """
+    chunk_frames, context_frames = _check_chunking(model, chunk_frames, context_frames)
+    hop = model.hop_length
+    blocks = iter(blocks)
+    buffer = np.zeros(0, np.float32)
+    buffer_start = 0  # sample index of buffer[0]
+    exhausted = False
+    start = 0  # first frame of the current chunk
+    while True:
+        want = (start + chunk_frames + context_frames) * hop
+        while not exhausted and buffer_start + len(buffer) <= want:
+            try:
+                buffer = np.concatenate([buffer, next(blocks)])
+            except StopIteration:
+                exhausted = True
+        total = buffer_start + len(buffer)  # the file length once exhausted
+        if exhausted and total == 0:
+            raise AudioError("audio is empty")
+        if exhausted and total <= (start + chunk_frames) * hop:
+            stop = -(-total // hop)  # last chunk
+        else:
+            stop = start + chunk_frames
+        lo = max(0, start - context_frames) * hop
+        hi = min(total, (stop + context_frames) * hop)
+        window = buffer[lo - buffer_start: hi - buffer_start]
+        codes = model.encode(window[None], n_q=n_q)[0]
+        offset = start - lo // hop
+        yield codes[:, offset: offset + stop - start]
+        if progress is not None:
+            progress(stop)
+        if exhausted and stop * hop >= total:
+            return
+        start = stop
+        keep_from = max(0, start - context_frames) * hop
+        buffer = buffer[keep_from - buffer_start:]
+        buffer_start = keep_from
+
+
+def encode_long(model, audio, n_q=None, chunk_frames=None, context_frames=None, progress=None):
+    """Chunked encoding of an in-memory waveform ``[samples]``; returns codes ``[n_q, frames]``."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be a mono waveform [samples], got shape {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise AudioError("audio contains NaN or infinite values")
+    parts = encode_stream(model, [audio], n_q, chunk_frames, context_frames, progress)
+    return np.concatenate(list(parts), axis=1)
+
+
+def encode_file(model, path, n_q=None, chunk_frames=None, context_frames=None, progress=None):
+    """Encodes an audio file with bounded memory; returns ``(codes [n_q, frames], num_samples)``.
+
+    ``num_samples`` is the length at the model's rate (after resampling).
+    """
+    counted = [0]
+
+    def counting_blocks():
+        for block in iter_file_blocks(path, model.sample_rate):
+            counted[0] += len(block)
+            yield block
+
+    try:
+        parts = list(encode_stream(model, counting_blocks(), n_q, chunk_frames, context_frames,
+                                   progress))
+    except AudioError as err:
+        if str(err) == "audio is empty":
+            raise AudioError(f"{path}: audio is empty") from None
+        raise
+    return np.concatenate(parts, axis=1), counted[0]
+
+
+def decode_stream(model, codes, num_samples=None, chunk_frames=None, context_frames=None,
+                  progress=None):
+    """Decodes codes ``[n_q, frames]`` chunk by chunk; yields float32 audio blocks.
+
+    The blocks concatenate to ``num_samples`` samples (default ``frames * hop``).
+    """
+    codes = np.asarray(codes)
+    if codes.ndim != 2:
+        raise ValueError(f"codes must have shape [n_q, frames], got {codes.shape}")
+    chunk_frames, context_frames = _check_chunking(model, chunk_frames, context_frames)
+    hop = model.hop_length
+    frames = codes.shape[1]
+    num_samples = frames * hop if num_samples is None else int(num_samples)
+    if not (frames - 1) * hop < num_samples <= frames * hop:
+        raise ValueError(f"num_samples {num_samples} does not fit {frames} frames of {hop}")
+    for start in range(0, frames, chunk_frames):
+        stop = min(frames, start + chunk_frames)
+        lo, hi = max(0, start - context_frames), min(frames, stop + context_frames)
+        audio = model.decode(codes[None, :, lo:hi])[0]
+        block = audio[(start - lo) * hop: (stop - lo) * hop]
+        yield block[: max(0, num_samples - start * hop)]
+        if progress is not None:
+            progress(stop)
+
+
+def decode_long(model, codes, num_samples=None, chunk_frames=None, context_frames=None,
+                progress=None):
+    """Chunked decoding of codes ``[n_q, frames]``; returns float32 audio ``[samples]``."""
+    return np.concatenate(list(decode_stream(model, codes, num_samples, chunk_frames,
+                                             context_frames, progress)))
+
+
+def _groups(lengths, max_batch):
+    by_length = {}
+    for index, length in enumerate(lengths):
+        by_length.setdefault(length, []).append(index)
+    for indices in by_length.values():
+        for i in range(0, len(indices), max_batch):
+            yield indices[i: i + max_batch]
+
+
+def encode_batch(model, clips, n_q=None, max_batch=16):
+    """Encodes clips of any lengths; returns a list of codes ``[n_q, frames_i]`` in input order.
+
+    Each clip's codes equal ``model.encode(clip[None])[0]``: clips of equal
+    length run together as one batch (at most ``max_batch``), never padded.
+    """
+    clips = [np.asarray(clip, dtype=np.float32) for clip in clips]
+    for i, clip in enumerate(clips):
+        if clip.ndim != 1:
+            raise ValueError(f"clip {i}: expected a mono waveform [samples], got {clip.shape}")
+    results = [None] * len(clips)
+    for indices in _groups([len(clip) for clip in clips], max_batch):
+        codes = model.encode(np.stack([clips[i] for i in indices]), n_q=n_q)
+        for row, i in enumerate(indices):
+            results[i] = codes[row]
+    return results
+
+
+def decode_batch(model, codes_list, num_samples=None, max_batch=16):
+    """Decodes a list of codes ``[n_q, frames_i]``; returns a list of float32 waveforms.
+
+    ``num_samples``: optional list of original lengths to crop to. Codes with
+    equal shapes are decoded together; each result equals decoding it alone.
+    """
+    codes_list = [np.asarray(codes) for codes in codes_list]
+    results = [None] * len(codes_list)
+    for indices in _groups([codes.shape for codes in codes_list], max_batch):
+        audio = model.decode(np.stack([codes_list[i] for i in indices]))
+        for row, i in enumerate(indices):
+            length = audio.shape[1] if num_samples is None else int(num_samples[i])
+            results[i] = audio[row, :length]
+    return results

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_dmcodec import DMCodec, inference
+from keras_dmcodec.audio import bundled_sample, load_audio
+
+CONFIG = dict(n_filters=4, dimension=16, semantic_dimension=8, n_q=4, codebook_size=32,
+              lstm_layers=1, kmeans_iters=10)
+CHUNK = 40
+
+
+@pytest.fixture(scope="module")
+def codec_and_audio():
+    audio, _ = load_audio(bundled_sample()[0], sample_rate=16000)
+    # A noise floor keeps silent stretches from mapping every frame onto tied codes.
+    audio = (audio[:64123] + 0.01 * np.random.default_rng(0).standard_normal(64123))
+    audio = audio.astype("float32")
+    model = DMCodec(**CONFIG, seed=1)
+    model.build((None, None))
+    # Random weights give latents with a large common offset, which leaves every frame's
+    # two nearest codes tied within float32 rounding; centring them (as training does in
+    # effect) makes code comparisons meaningful.
+    latents = model.encoder(model._as_channels_last(ops.convert_to_tensor(audio[None])))
+    last_conv = model.encoder.model_layers[-1]
+    offset = ops.mean(latents, axis=(0, 1))
+    last_conv.bias.assign(last_conv.bias - offset)
+    model(audio[None, 8000:40000], training=True)  # k-means codebooks on part of the clip
+    return model, audio
+
+
+def _untied_frames(model, audio, margin=1e-4):
+    """Frames whose nearest codebook entry (first RVQ layer) wins by more than rounding.
+
+    float32 distances ``|x|^2 - 2 x.c + |c|^2`` carry an error of about eps * (|x|^2 +
+    |c|^2), so a gap below ``margin`` times that scale is a tie any compiled path may flip.
+    """
+    latents = model.encoder(model._as_channels_last(ops.convert_to_tensor(audio[None])))
+    latents = np.asarray(ops.convert_to_numpy(latents), np.float64)[0]
+    codebook = np.asarray(ops.convert_to_numpy(model.quantizer.quantizers[0].codebook),
+                          np.float64)
+    dist = ((latents[:, None] - codebook[None]) ** 2).sum(-1)
+    nearest = codebook[np.argmin(dist, axis=1)]
+    dist = np.sort(dist, axis=1)
+    scale = (latents**2).sum(-1) + (nearest**2).sum(-1)
+    return (dist[:, 1] - dist[:, 0]) > margin * scale
+
+
+def test_conv_context(codec_and_audio):
+    model, _ = codec_and_audio
+    assert inference.conv_context_frames(model) == 5
+    assert inference.conv_context_frames(DMCodec()) == 5
+
+
+def test_chunked_encoding_matches_whole_file(codec_and_audio):
+    model, audio = codec_and_audio
+    whole = model.encode(audio[None], n_q=1)[0]
+    untied = _untied_frames(model, audio)
+    assert untied.mean() > 0.8
+    done = []
+    chunked = inference.encode_long(model, audio, n_q=1, chunk_frames=CHUNK, context_frames=40,
+                                    progress=done.append)
+    assert chunked.shape == whole.shape == (1, model.frames_for(len(audio)))
+    assert done[-1] == whole.shape[1] and len(done) == -(-whole.shape[1] // CHUNK)
+    np.testing.assert_array_equal(chunked[:, untied], whole[:, untied])
+
+    # Hard cuts: differences appear, but only near the seams.
+    cut = inference.encode_long(model, audio, n_q=1, chunk_frames=CHUNK, context_frames=0)
+    differ = np.nonzero(np.any(cut != whole, axis=0) & untied)[0]
+    assert len(differ) > 0
+    seam_distance = np.minimum(differ % CHUNK, CHUNK - differ % CHUNK)
+    assert seam_distance.max() <= inference.HARD_CUT_SEAM_FRAMES
+
+
+def test_streamed_blocks_match_in_memory(codec_and_audio):
+    model, audio = codec_and_audio
+    blocks = [audio[i: i + 7001] for i in range(0, len(audio), 7001)]
+    streamed = np.concatenate(list(inference.encode_stream(
+        model, blocks, n_q=1, chunk_frames=CHUNK, context_frames=40)), axis=1)
+    in_memory = inference.encode_long(model, audio, n_q=1, chunk_frames=CHUNK, context_frames=40)
+    np.testing.assert_array_equal(streamed, in_memory)
+
+
+def test_chunked_decoding_matches_whole(codec_and_audio):
+    model, audio = codec_and_audio
+    codes = model.encode(audio[None])[0]
+    whole = model.decode(codes[None], num_samples=len(audio))[0]
+    chunked = inference.decode_long(model, codes, num_samples=len(audio), chunk_frames=CHUNK,
+                                    context_frames=25)
+    assert chunked.shape == whole.shape
+    np.testing.assert_allclose(chunked, whole, atol=1e-5 * np.abs(whole).max())
+
+
+def test_encode_file_resamples_and_downmixes(codec_and_audio, tmp_path):
+    import soundfile as sf
+
+    model, audio = codec_and_audio
+    stereo = np.stack([audio[:16000], audio[:16000]], axis=1)
+    sf.write(tmp_path / "s.wav", stereo, 16000, subtype="FLOAT")
+    codes, n = inference.encode_file(model, tmp_path / "s.wav", chunk_frames=20)
+    assert n == 16000
+    np.testing.assert_array_equal(codes, inference.encode_long(model, audio[:16000],
+                                                               chunk_frames=20))
+    sf.write(tmp_path / "r.wav", audio[:16000], 8000, subtype="FLOAT")  # "2 s at 8 kHz"
+    codes, n = inference.encode_file(model, tmp_path / "r.wav")
+    assert n == 32000 and codes.shape == (4, 100)
+    sf.write(tmp_path / "nan.wav", np.full(100, np.nan, np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(ValueError, match="NaN"):
+        inference.encode_file(model, tmp_path / "nan.wav")
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    with pytest.raises(ValueError, match="empty"):
+        inference.encode_file(model, tmp_path / "empty.wav")
+
+
+def test_batch_of_different_lengths_equals_one_by_one(codec_and_audio):
+    model, audio = codec_and_audio
+    lengths = [3200, 4481, 3200, 3200]
+    clips = [audio[i * 900: i * 900 + n] for i, n in enumerate(lengths)]
+    batched = inference.encode_batch(model, clips, max_batch=2)
+    for clip, codes in zip(clips, batched, strict=True):
+        np.testing.assert_array_equal(codes, model.encode(clip[None])[0])
+    decoded = inference.decode_batch(model, batched, num_samples=lengths)
+    for codes, n, wave in zip(batched, lengths, decoded, strict=True):
+        np.testing.assert_array_equal(wave, model.decode(codes[None], num_samples=n)[0])
