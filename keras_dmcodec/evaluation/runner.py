@@ -64,8 +64,8 @@ def _check_run(out_dir, run):
                 raise ValueError(
                     f"{out_dir}: holds results of a different '{key}' model (weights changed); "
                     "use another output folder")
-        merged = dict(old.get("systems", {}), **run["systems"])
-        run = dict(old, **run, systems=merged)
+        run = {**old, **run, "systems": {**old.get("systems", {}), **run["systems"]},
+               "labels": {**old.get("labels", {}), **run["labels"]}}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     from keras_dmcodec.utils.files import atomic_output
 
