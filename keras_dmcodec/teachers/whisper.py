@@ -95,6 +95,8 @@ class WhisperLogMel(keras.layers.Layer):
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.n_mels = n_mels
+        if not 0 < hop_length <= n_fft - n_fft // 2:
+            raise ValueError(f"hop_length must be in [1, {n_fft - n_fft // 2}], got {hop_length}")
         self._filters = whisper_mel_filters(sample_rate, n_fft, n_mels)
         self._window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
 
@@ -103,14 +105,16 @@ class WhisperLogMel(keras.layers.Layer):
 
     def call(self, audio):
         audio = ops.convert_to_tensor(audio, "float32")
-        num_samples = audio.shape[-1]
-        frames = self.num_frames(num_samples)
         half = self.n_fft // 2
+        if audio.shape[-1] is not None and audio.shape[-1] <= half:
+            raise ValueError(f"WhisperLogMel needs more than {half} samples, got {audio.shape[-1]}")
         padded = ops.pad(audio, [[0, 0], [half, 0]], mode="reflect")
-        padded = ops.pad(padded, [[0, 0], [0, half]])
+        # This many trailing zeros yields exactly samples // hop frames (no shape-dependent crop),
+        # the last one reaching into the zeros as faster-whisper's does.
+        padded = ops.pad(padded, [[0, 0], [0, self.n_fft - half - self.hop_length]])
         real, imag = ops.stft(padded, sequence_length=self.n_fft, sequence_stride=self.hop_length,
                               fft_length=self.n_fft, window=self._window, center=False)
-        power = ops.square(real[:, :frames]) + ops.square(imag[:, :frames])
+        power = ops.square(real) + ops.square(imag)
         mel = ops.matmul(power, ops.convert_to_tensor(self._filters))
         log_mel = ops.log(ops.maximum(mel, 1e-10)) / math.log(10.0)
         peak = ops.max(log_mel, axis=(1, 2), keepdims=True)
@@ -221,8 +225,8 @@ class WhisperEncoder(keras.Model):
     """Whisper's audio encoder: log-mel ``[batch, frames, n_mels]`` -> hidden states.
 
     ``conv1`` (kernel 3, GELU) and ``conv2`` (kernel 3, stride 2, padding 1 on both
-    sides, GELU) halve the frame rate (100 Hz mel -> 50 Hz); learned-as-stored
-    position encodings are added; ``num_layers`` pre-LN blocks follow; a final
+    sides, GELU) halve the frame rate (100 Hz mel -> 50 Hz); the stored position
+    encodings are added; ``num_layers`` pre-LN blocks follow; a final
     LayerNorm. Returns ``num_layers + 1`` hidden states, as Hugging Face's
     ``output_hidden_states`` does: the block inputs (state 0 = stem + positions)
     and, last, the final LayerNorm output (what Whisper's decoder reads and what
