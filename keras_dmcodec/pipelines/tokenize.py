@@ -31,6 +31,7 @@ driver's Keras backend before Keras is imported, and the listing / reading
 helpers stay cheap.
 """
 
+import collections
 import csv
 import dataclasses
 import hashlib
@@ -54,6 +55,8 @@ METADATA_KEY = b"keras_dmcodec.shard"
 # file is written and before the rename, once per output directory; "hang:N"
 # blocks the worker at the same point. Lets tests kill a run mid-shard.
 FAULT_ENV = "DMCODEC_TOKENIZE_FAULT"
+# Compiled encoders kept per worker on TensorFlow, one per input shape (see _fresh_graph).
+GRAPH_CACHE = 8
 
 # Suffixes listed when the input is a directory (soundfile's formats plus common aliases).
 _EXTRA_SUFFIXES = {"aif", "aiff", "oga", "opus", "mp3", "ogg", "wav", "flac"}
@@ -366,7 +369,7 @@ class ShardEncoder:
         self.out_dir = Path(out_dir)
         self.n_q = self.model.n_q if n_q is None else int(n_q)
         self.batch_size = int(batch_size)
-        self._graph_key = None
+        self._graphs = collections.OrderedDict()
 
     @staticmethod
     def _set_threads(backend, threads):
@@ -399,17 +402,27 @@ class ShardEncoder:
         return int(DEFAULT_CHUNK_SECONDS * self.model.sample_rate)
 
     def _fresh_graph(self, key):
-        """On TensorFlow, drops the codec's compiled encoder unless it was traced for ``key``.
+        """On TensorFlow, gives the codec a compiled encoder traced only for ``key``'s shape.
 
         Keras traces predict functions with ``reduce_retracing``: after a second input
         shape the graph is retraced for unknown shapes, whose kernels round differently,
         so codes would depend on which lengths a worker saw before (measured: a few
         frames per file flip). A graph traced for one static shape gives the codes a
-        fresh ``dmcodec encode`` process gives. JAX compiles per shape; torch is eager.
+        fresh ``dmcodec encode`` process gives, so each shape gets its own (the last
+        ``GRAPH_CACHE`` kept). ``key=None``: a chunked file, which traces its own window
+        shapes. JAX compiles per shape anyway; torch is eager.
         """
-        if self.backend == "tensorflow" and (key is None or key != self._graph_key):
-            self.model._inference.items.clear()
-        self._graph_key = key
+        if self.backend != "tensorflow":
+            return
+        if key is None:
+            self.model._inference.items = {}
+            return
+        if key not in self._graphs:
+            self._graphs[key] = {}
+            while len(self._graphs) > GRAPH_CACHE:
+                self._graphs.popitem(last=False)
+        self._graphs.move_to_end(key)
+        self.model._inference.items = self._graphs[key]
 
     def _encode_sorted(self, shard, bad):
         """Yields ``(utterance, codes, num_samples)``; appends unreadable files to ``bad``."""
@@ -697,6 +710,7 @@ def tokenize_corpus(source, out_dir, model, n_q=None, workers=1, batch_size=1, s
         worker_backends=sorted({info["worker_backend"] for info in results.values()}),
         batch_size=int(batch_size), elapsed_seconds=round(elapsed, 3),
         encoded_audio_seconds=round(encoded_seconds, 3), encoded_utterances=encoded_count,
+        worker_busy_seconds=round(sum(info["encode_seconds"] for info in results.values()), 3),
     )
     _write_json(out_dir / REPORT_FILE, report)
     _write_json(out_dir / MANIFEST_FILE, manifest)

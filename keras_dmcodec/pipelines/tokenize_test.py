@@ -78,12 +78,12 @@ def test_list_and_plan_shards(tmp_path):
 
 def _assert_codes_equal_encode(rows, corpus, preset):
     """Reference: what `dmcodec encode` computes for one short file in a fresh process."""
-    codec = load_preset(preset)
-    for row in rows:
-        if keras.backend.backend() == "tensorflow":
+    codec, length = load_preset(preset), None
+    for row in sorted(rows, key=lambda row: row["num_samples"]):
+        if keras.backend.backend() == "tensorflow" and row["num_samples"] != length:
             # A TF codec that has encoded other lengths reuses a shape-generic graph
             # (Keras's reduce_retracing), whose codes differ at near ties: start fresh.
-            codec = load_preset(preset)
+            codec, length = load_preset(preset), row["num_samples"]
         audio, _ = load_audio(corpus / row["path"], sample_rate=codec.sample_rate)
         expected = codec.encode(audio[None], n_q=codec.n_q)[0]
         np.testing.assert_array_equal(row["codes"], expected, err_msg=row["utterance_id"])

@@ -1,0 +1,98 @@
+"""Corpus tokenization throughput on local Ray: 1 vs 2 workers (and batching by length).
+
+Builds a corpus of ``--copies`` copies of each test utterance (tests/data/speech: six
+real TTS utterances of 2.5-3.0 s, so six distinct lengths), saves ``dmcodec_small``
+with random weights (codebooks k-means initialised on one clip) as a preset, and runs
+``tokenize_corpus`` once per configuration into a fresh output folder. Prints a table:
+utterances/s and hours of audio per hour, end to end (Ray start-up, worker start-up,
+model load and compilation included) and in steady state (audio seconds over the
+shards' encode time, divided among the workers).
+
+Usage:
+    KERAS_BACKEND=tensorflow python benchmarks/bench_tokenize_corpus.py --copies 10
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def build_corpus(root, copies):
+    import soundfile as sf
+
+    files = sorted((ROOT / "tests" / "data" / "speech").glob("*/*/*.flac"))
+    for copy in range(copies):
+        for path in files:
+            audio, sr = sf.read(path, dtype="float32")
+            out = root / f"copy{copy:03d}" / path.name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(out, audio, sr)
+    return len(files) * copies
+
+
+def build_preset(directory):
+    import numpy as np
+
+    from keras_dmcodec.audio import bundled_sample, load_audio
+    from keras_dmcodec.presets import load_preset
+
+    model = load_preset("dmcodec_small", load_weights=False, seed=0)
+    audio, _ = load_audio(bundled_sample()[0], sample_rate=model.sample_rate)
+    model(audio[None].astype(np.float32), training=True)  # k-means codebook initialisation
+    model.save_to_preset(directory)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--copies", type=int, default=10, help="copies of each test utterance")
+    parser.add_argument("--shard-size", type=int, default=10)
+    parser.add_argument("--configs", default="1x1,2x1,1x8",
+                        help="comma-separated WORKERSxBATCH_SIZE runs (default 1x1,2x1,1x8)")
+    args = parser.parse_args()
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from keras_dmcodec.pipelines.tokenize import tokenize_corpus
+
+    work = Path(tempfile.mkdtemp(prefix="bench_tokenize_"))
+    try:
+        count = build_corpus(work / "corpus", args.copies)
+        build_preset(work / "preset")
+        rows = []
+        for config in args.configs.split(","):
+            workers, batch = (int(x) for x in config.split("x"))
+            start = time.perf_counter()
+            report = tokenize_corpus(work / "corpus", work / f"out_{config}", str(work / "preset"),
+                                     workers=workers, batch_size=batch,
+                                     shard_size=args.shard_size)
+            wall = time.perf_counter() - start
+            assert report["num_encoded"] == count, report
+            audio_s = report["encoded_audio_seconds"]
+            busy = report["worker_busy_seconds"]
+            rows.append((workers, batch, count, audio_s, wall, count / wall, audio_s / wall,
+                         audio_s / (busy / workers)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    load = os.getloadavg()[0]
+    print(f"\nbackend {keras.backend.backend()}, {os.cpu_count()} CPUs (load average {load:.1f}), "
+          f"dmcodec_small random weights, {args.copies} copies x 6 utterances, shard size "
+          f"{args.shard_size}")
+    print("| workers | batch | utts | audio h | wall s | utt/s | audio h per h (end to end) "
+          "| audio h per h (steady) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for workers, batch, count, audio_s, wall, ups, rtf, steady in rows:
+        print(f"| {workers} | {batch} | {count} | {audio_s / 3600:.3f} | {wall:.1f} | {ups:.2f} "
+              f"| {rtf:.1f} | {steady:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
