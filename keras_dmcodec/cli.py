@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "keras_dmcodec.commands.teachers",
     "keras_dmcodec.commands.tokenize_corpus",
     "keras_dmcodec.commands.train",
+    "keras_dmcodec.commands.codec",
+    "keras_dmcodec.commands.export",
 )
 
 
@@ -54,6 +56,12 @@ def _parser():
     conv.set_defaults(handler=_convert)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
+    # `dmcodec encode --backend jax ...` as well as `dmcodec --backend jax encode ...`.
+    # SUPPRESS keeps a subcommand without the flag from resetting the top-level value.
+    for command in sub.choices.values():
+        if "--backend" not in command._option_string_actions:
+            command.add_argument("--backend", choices=BACKENDS, default=argparse.SUPPRESS,
+                                 help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
     return parser
 
 

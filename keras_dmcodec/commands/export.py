@@ -1,0 +1,34 @@
+"""``dmcodec export``: SavedModel, TFLite (no Flex ops) and ONNX with encode/decode signatures."""
+
+from pathlib import Path
+
+
+def register(subparsers):
+    exp = subparsers.add_parser(
+        "export", help="export encode/decode to SavedModel, TFLite and/or ONNX")
+    exp.add_argument("--model", required=True,
+                     help="preset directory (or preset name with shipped weights)")
+    exp.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output folder")
+    exp.add_argument("--format", action="append", choices=("saved_model", "tflite", "onnx"),
+                     dest="formats", help="repeatable; default: all three")
+    exp.add_argument("--num-samples", type=int, default=16000,
+                     help="static encode input length in samples (default: 16000 = 1 s)")
+    exp.add_argument("--n-q", type=int, default=None, help="codebooks (default: all)")
+    exp.add_argument("--int8", action="store_true",
+                     help="also write codec_int8.tflite (dynamic-range int8 weights)")
+    exp.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
+    exp.set_defaults(handler=export_command)
+
+
+def export_command(args):
+    from keras_dmcodec.export import FORMATS, export_codec
+
+    formats = tuple(args.formats or FORMATS)
+    manifest = export_codec(args.model, args.out, formats=formats, num_samples=args.num_samples,
+                            n_q=args.n_q, int8=args.int8, overwrite=args.force)
+    print(f"exported {', '.join(formats)} to {Path(args.out)}: encode audio [1, "
+          f"{manifest['num_samples']}] -> codes [1, {manifest['n_q']}, {manifest['frames']}], "
+          f"decode -> audio [1, {manifest['decoded_samples']}]")
+    for kind, name in manifest["files"].items():
+        print(f"  {kind:<12} {Path(args.out) / name}")
+    return 0
