@@ -121,15 +121,16 @@ class SpeechTokenizerReference(CodecSystem):
         probe_audio: float array ``[samples]`` used to centre the latents and fill codebooks.
         seed: torch seed.
         checkpoint: optional reference state dict (``.pt``); with it, real weights are used.
+        config: reference model config (default: the base config, as the paper's model).
     """
 
-    def __init__(self, probe_audio, seed=0, checkpoint=None):
+    def __init__(self, probe_audio, seed=0, checkpoint=None, config=None):
         import torch
 
         from keras_dmcodec.convert.reference import REFERENCE_BASE_CONFIG, build_random_reference
 
         self._torch = torch
-        cfg = dict(REFERENCE_BASE_CONFIG)
+        cfg = dict(config or REFERENCE_BASE_CONFIG)
         probe = np.asarray(probe_audio, np.float32)[None]
         self._model = build_random_reference(cfg, seed=seed, probe_audio=probe)
         if checkpoint is not None:
