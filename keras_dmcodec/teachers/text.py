@@ -160,10 +160,9 @@ class TextTeacher:
             raise FileNotFoundError(f"{preset}: no such model directory")
         if exact_gelu is None:
             exact_gelu = hf_config.get("hidden_act") == "gelu"
-        lowercase = True
         tokenizer_kwargs = {}
         tok_config = path / "tokenizer_config.json"
-        if tok_config.is_file():
+        if tok_config.is_file():  # a Hugging Face directory (keras-hub presets keep their own)
             config = json.loads(tok_config.read_text())
             lowercase = bool(config.get("do_lower_case", True))
             # Hugging Face strips accents whenever it lowercases unless told otherwise.
@@ -171,9 +170,6 @@ class TextTeacher:
             tokenizer_kwargs["strip_accents"] = lowercase if strip is None else bool(strip)
         backbone = keras_hub.models.BertBackbone.from_preset(str(preset))
         tokenizer = keras_hub.models.BertTokenizer.from_preset(str(preset), **tokenizer_kwargs)
-        if lowercase and not tokenizer.lowercase:
-            raise ValueError(f"{preset}: tokenizer config says do_lower_case but the tokenizer "
-                             "does not lowercase")
         return cls(backbone, tokenizer, name=name or path.name, exact_gelu=exact_gelu)
 
     def tokenize_words(self, text):
@@ -205,7 +201,9 @@ class TextTeacher:
         if token_ids.shape[1] > self.max_sequence_length:
             raise ValueError(f"{token_ids.shape[1]} tokens exceed the model's maximum of "
                              f"{self.max_sequence_length}")
-        states = self._model([token_ids, np.zeros_like(token_ids), padding_mask], training=False)
+        # predict_on_batch compiles the whole forward once per shape (jax.jit / tf.function);
+        # eager calls compile op by op on JAX, several times slower for a new length.
+        states = self._model.predict_on_batch([token_ids, np.zeros_like(token_ids), padding_mask])
         return np.stack([keras.ops.convert_to_numpy(s) for s in states]).astype(np.float32)
 
     def token_features(self, texts, layer="avg", pad_to=None):
