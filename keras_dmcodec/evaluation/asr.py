@@ -42,8 +42,8 @@ def _normalizer():
 def normalize_text(text):
     """Whisper's English normalisation (module docstring): ``"Mr. Smith!"`` -> ``"mister smith"``.
 
-    >>> normalize_text("THE QUICK, brown fox; it's 10 o'clock.")
-    'the quick brown fox it is 10 o clock'
+    >>> normalize_text("THE QUICK, brown fox; it's twenty-one.")
+    'the quick brown fox it is 21'
     """
     return " ".join(_normalizer()(str(text)).split())
 
