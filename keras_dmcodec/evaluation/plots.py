@@ -62,7 +62,7 @@ def plot_spectrograms(path, panels, sample_rate=16000):
     vmax = float(mels[0].max())
     vmin = vmax - 80.0
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.5 * len(panels) + 0.4),
-                             sharex=True, squeeze=False)
+                             sharex=True, squeeze=False, gridspec_kw={"hspace": 0.6})
     image = None
     for ax, panel, mel in zip(axes[:, 0], panels, mels, strict=True):
         seconds = mel.shape[1] * 160 / sample_rate

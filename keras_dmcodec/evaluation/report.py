@@ -150,7 +150,7 @@ def write_reports(out_dir, result, notes=()):
         f"ASR judge: {result['judge']}; text normalised with Whisper's English normaliser; "
         "WER/WIL over the whole corpus (jiwer).",
         f"ViSQOL v3 speech mode ({result['visqol_mapper']} mapping; identical signals score "
-        f"{'about 4.16' if result['visqol_mapper'] == 'lattice' else '5.0'}), STOI (pystoi), "
+        f"{'about 4.2-4.4' if result['visqol_mapper'] == 'lattice' else '5.0'}), STOI (pystoi), "
         "PESQ wideband, mel distance (L1 of natural-log mels), SI-SNR: means over utterances.",
         "",
     ]
