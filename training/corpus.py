@@ -559,7 +559,8 @@ def build_corpus(args, log=print):
         log(f"stopped with {len(missing)} of {len(plan)} utterances left; "
             "rerun the same command to resume")
         return None
-    progress()
+    if done % 200:
+        progress()
     seconds = {it["id"]: sf.info(str(root / it["path"])).frames / SAMPLE_RATE for it in plan}
     _write_text_files(plan, root, seconds)
     summary = _summary(plan, root, settings, seconds, len(sentences))
