@@ -84,10 +84,10 @@ class ViSQOLSpeech:
 
     ``mapper="lattice"`` is the C++ tool's default for speech mode (the deep-lattice
     TFLite model, run with ai-edge-litert): MOS-LQO of identical speech signals is
-    about 4.2-4.4 (it varies with the signal). ``"polynomial"`` is the older mapping scaled so that identical signals
-    score 5.0. The NSIM similarity (``vnsim``, 1.0 for identical signals) is the same
-    for both. One instance keeps the model loaded; numba-compiled kernels are cached
-    on disk after the first process that uses them.
+    about 4.2-4.4 (it varies with the signal). ``"polynomial"`` is the older mapping,
+    scaled so that identical signals score 5.0. The NSIM similarity (``vnsim``, 1.0
+    for identical signals) is the same for both. One instance keeps the model loaded;
+    numba-compiled kernels are cached on disk after the first process that uses them.
 
     Args:
         mapper: ``"lattice"`` or ``"polynomial"``.
