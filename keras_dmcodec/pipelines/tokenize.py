@@ -618,6 +618,7 @@ def tokenize_corpus(source, out_dir, model, n_q=None, workers=1, batch_size=1, s
 
     start = time.perf_counter()
     results, failed = {}, {}
+    failure = "failed after retries (see the Ray worker logs)"
     if todo:
         local = not (address or os.environ.get("RAY_ADDRESS") or ray.is_initialized())
         if cpus_per_worker is None:
@@ -655,18 +656,22 @@ def tokenize_corpus(source, out_dir, model, n_q=None, workers=1, batch_size=1, s
                         num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None,
                         max_task_retries=int(max_retries), runtime_env={"env_vars": env_vars},
                     )
-                for row in encoded.iter_rows():
-                    info = json.loads(row["summary"])
-                    results[int(row["shard"])] = info
-                    log(f"shard {int(row['shard']):5d}: {info['num_ok']} encoded, "
-                        f"{len(info['bad'])} bad, {info['encode_seconds']:.1f} s "
-                        f"({len(results)}/{len(todo)})")
+                try:
+                    for row in encoded.iter_rows():
+                        info = json.loads(row["summary"])
+                        results[int(row["shard"])] = info
+                        log(f"shard {int(row['shard']):5d}: {info['num_ok']} encoded, "
+                            f"{len(info['bad'])} bad, {info['encode_seconds']:.1f} s "
+                            f"({len(results)}/{len(todo)})")
+                except Exception as err:  # e.g. workers that cannot start; shards done stay
+                    failure = _one_line(err)
+                    log(f"error: {failure}")
             finally:
                 (context.actor_task_retry_on_errors, context.max_errored_blocks,
                  context.enable_progress_bars) = saved
         for index in todo:
             if index not in results:
-                failed[index] = "failed after retries (see the Ray worker logs)"
+                failed[index] = failure
     elapsed = time.perf_counter() - start
     _remove_temporaries(out_dir)
 

@@ -17,6 +17,7 @@ from conftest import TINY_CODEC
 from keras_dmcodec.audio import load_audio
 from keras_dmcodec.pipelines import tokenize
 from keras_dmcodec.presets import load_preset
+from keras_dmcodec.tokens import load_tokens
 
 SPEECH = Path(__file__).resolve().parents[2] / "tests" / "data" / "speech"
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +42,9 @@ def _corpus(root):
 
 
 def _resample(audio, orig, target):
-    from keras_dmcodec.audio import resample
+    import soxr
 
-    return np.stack([resample(audio[:, c], orig, target) for c in range(audio.shape[1])], axis=1)
+    return soxr.resample(audio, orig, target)
 
 
 def _wait_for(condition, process, timeout):
@@ -57,6 +58,8 @@ def _wait_for(condition, process, timeout):
     return False
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="backend-independent; runs once")
 def test_list_and_plan_shards(tmp_path):
     _corpus(tmp_path)
     utterances = tokenize.list_utterances(tmp_path)
@@ -165,6 +168,17 @@ def test_kill_resume_exactly_once_and_codes_equal_encode(tmp_path, monkeypatch):
     _assert_codes_equal_encode(rows, corpus, preset)
     assert {row["model"] for row in rows} == {str(preset)}
     assert len({len(row["codes"][0]) for row in rows}) > 1  # more than one length
+
+    # `dmcodec encode` itself, in a fresh process, on the longest file.
+    longest = max(rows, key=lambda row: row["num_samples"])
+    env.pop(tokenize.FAULT_ENV)
+    subprocess.run([sys.executable, "-m", "keras_dmcodec", "--backend", backend, "encode",
+                    str(corpus / longest["path"]), "-o", str(tmp_path / "cli"), "--model",
+                    str(preset)], cwd=ROOT, env=env, check=True, capture_output=True)
+    tokens = load_tokens(next((tmp_path / "cli").glob("*.npz")))
+    np.testing.assert_array_equal(tokens.codes, longest["codes"])
+    assert (tokens.config_hash, tokens.codebook_hash) == (longest["config_hash"],
+                                                          longest["codebook_hash"])
 
     # Run 3: nothing left to do; no Ray start, shards untouched.
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.parquet")}
