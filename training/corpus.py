@@ -385,7 +385,7 @@ def check_tools(voices):
     binaries = {"flite": "flite", "festival": "text2wave", "espeak-ng": "espeak-ng"}
     for tool in sorted({binaries[e] for e in engines} | {"sox"}):
         if shutil.which(tool) is None:
-            raise CorpusError(f"{tool} not found (Debian: make install-tts or apt-get install "
+            raise CorpusError(f"{tool} not found (Debian: make install, or apt-get install "
                               "flite festival festvox-kallpc16k festvox-kdlpc16k "
                               "festvox-us-slt-hts espeak-ng sox)")
     if "flite" in engines:
