@@ -38,6 +38,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 import warnings
 from pathlib import Path
@@ -545,6 +546,17 @@ class _RaySession:
             ray.shutdown()
 
 
+def _ray_error_line(err):
+    """One line for a Ray error: its summary plus the worker's own exception, ANSI-free."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(err).splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return type(err).__name__
+    causes = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b.*:", line)]
+    summary = lines[0].split(", ray::")[0]
+    return f"{summary}: {causes[-1]}" if causes and causes[-1] != lines[0] else summary
+
+
 def _remove_temporaries(out_dir):
     for tmp in Path(out_dir).glob(".tmp_shard-*.parquet"):
         tmp.unlink(missing_ok=True)
@@ -596,6 +608,8 @@ def tokenize_corpus(source, out_dir, model, n_q=None, workers=1, batch_size=1, s
         if int(value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     backend = backend or _default_backend()
+    if backend not in ("tensorflow", "jax", "torch"):
+        raise ValueError(f"backend must be tensorflow, jax or torch, got {backend!r}")
     utterances = list_utterances(source)
     shards = plan_shards(utterances, shard_size)
     expected = dict(n_q=n_q, config_hash=expected_model["config_hash"],
@@ -664,7 +678,7 @@ def tokenize_corpus(source, out_dir, model, n_q=None, workers=1, batch_size=1, s
                             f"{len(info['bad'])} bad, {info['encode_seconds']:.1f} s "
                             f"({len(results)}/{len(todo)})")
                 except Exception as err:  # e.g. workers that cannot start; shards done stay
-                    failure = _one_line(err)
+                    failure = _ray_error_line(err)
                     log(f"error: {failure}")
             finally:
                 (context.actor_task_retry_on_errors, context.max_errored_blocks,
