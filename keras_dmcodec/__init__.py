@@ -24,6 +24,7 @@ _EXPORTS = {
     "PRESETS": "keras_dmcodec.presets",
     "load_preset": "keras_dmcodec.presets",
     "save_preset": "keras_dmcodec.presets",
+    "tokenize_corpus": "keras_dmcodec.pipelines.tokenize",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
