@@ -147,20 +147,21 @@ def run_reference(config, batch, seconds, steps, threads):
     return {"step_s": statistics.median(times), "first_s": None}
 
 
-def run_ours(config, batch, seconds, steps):
+def run_ours(config, batch, seconds, steps, update_order="sequential"):
     import keras
     import numpy as np
 
     from keras_dmcodec.models.dmcodec import DMCodec
     from keras_dmcodec.models.trainer import DMCodecTrainer
 
-    trainer = DMCodecTrainer(DMCodec(**config, seed=0), discriminators=DISCRIMINATORS)
+    trainer = DMCodecTrainer(DMCodec(**config, seed=0), discriminators=DISCRIMINATORS,
+                             distill="sm", update_order=update_order)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-4, beta_1=0.9, beta_2=0.99))
     rng = np.random.default_rng(0)
     samples = int(seconds * 16000)
     frames = -(-samples // 320)
     data = {"audio": (rng.normal(size=(batch, samples)) * 0.1).astype("float32"),
-            "teacher_features": rng.normal(size=(batch, frames, config["semantic_dimension"]))
+            "sm_features": rng.normal(size=(batch, frames, config["semantic_dimension"]))
             .astype("float32")}
     start = time.perf_counter()
     trainer.train_on_batch(data)  # trace / compile + k-means initialisation
@@ -181,6 +182,8 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax", "torch"])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--update-order", choices=["sequential", "simultaneous"],
+                        default="sequential", help="our step: D then G (reference) or joint")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     config = _preset_config(args.preset)
@@ -189,7 +192,7 @@ def main():
         if args.worker == "reference":
             result = run_reference(config, args.batch, args.seconds, args.steps, args.threads)
         else:
-            result = run_ours(config, args.batch, args.seconds, args.steps)
+            result = run_ours(config, args.batch, args.seconds, args.steps, args.update_order)
         print("RESULT " + json.dumps(result))
         return
 
@@ -200,7 +203,8 @@ def main():
             env["KERAS_BACKEND"] = name
         cmd = [sys.executable, __file__, "--worker", name, "--preset", args.preset,
                "--batch", str(args.batch), "--seconds", str(args.seconds),
-               "--steps", str(args.steps), "--threads", str(args.threads)]
+               "--steps", str(args.steps), "--threads", str(args.threads),
+               "--update-order", args.update_order]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
         line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
         if out.returncode or not line:
@@ -210,7 +214,8 @@ def main():
 
     ref = dict(rows).get("reference")
     print(f"\nTraining step, dmcodec_{args.preset}, batch {args.batch} x {args.seconds:g} s, "
-          f"MPD+MSD+MS-STFT, {args.threads} CPU threads, median of {args.steps} steps\n")
+          f"MPD+MSD+MS-STFT, {args.threads} CPU threads, median of {args.steps} steps, "
+          f"our update order: {args.update_order}\n")
     print("| implementation | step s | steps/s | speed vs reference | first step s (compile) |")
     print("|---|---|---|---|---|")
     for name, r in rows:

@@ -29,15 +29,44 @@ from pathlib import Path
 KEEP_CHECKPOINTS = 3
 
 
-def load_config(path):
-    """Reads and checks a training config (JSON)."""
+def _merge(base, override):
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_json(path, seen=()):
     path = Path(path)
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: 'extends' loops back to itself")
     try:
         config = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such config file") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: a config must be a JSON object")
+    parent = config.pop("extends", None)
+    if parent is not None:
+        base = _read_json(path.parent / parent, seen + (path.resolve(),))
+        base.pop("description", None)
+        config = _merge(base, config)
+    return config
+
+
+def load_config(path):
+    """Reads and checks a training config (JSON).
+
+    A config may start from another with ``"extends": "other.json"`` (relative to
+    its own folder); its sections are merged key by key over the parent's.
+    """
+    path = Path(path)
+    config = _read_json(path)
     for key in ("model", "data", "optimizer", "train"):
         if key not in config:
             raise ValueError(f"{path}: missing section {key!r}")
@@ -91,12 +120,17 @@ def build_trainer(config):
     trainer = DMCodecTrainer(codec, discriminators=config.get("discriminators"),
                              **config.get("loss", {}))
     opt = config["optimizer"]
-    lr = opt.get("learning_rate", 1e-4)
-    if opt.get("schedule", "cosine") == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=config["train"]["steps"])
-    trainer.compile(optimizer=keras.optimizers.Adam(lr, beta_1=opt.get("beta_1", 0.9),
-                                                    beta_2=opt.get("beta_2", 0.99)))
-    trainer.optimizer.build(trainer.trainable_variables)
+
+    def adam():
+        # The reference's two optimizers (optim_g, optim_d): Adam lr 1e-4, betas (0.9, 0.99),
+        # weight decay 0, CosineAnnealingLR stepped once per training step.
+        lr = opt.get("learning_rate", 1e-4)
+        if opt.get("schedule", "cosine") == "cosine":
+            lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=config["train"]["steps"])
+        return keras.optimizers.Adam(lr, beta_1=opt.get("beta_1", 0.9),
+                                     beta_2=opt.get("beta_2", 0.99))
+
+    trainer.compile(optimizer=adam(), discriminator_optimizer=adam())
     return trainer
 
 
@@ -245,12 +279,18 @@ def train(config, out_dir, resume=False, steps=None, verbose="auto"):
 
     data = config["data"]
     rate = config["model"].get("sample_rate", 16000)
+    # Distillation targets come from a teacher cache (`dmcodec cache-teachers`); the
+    # trainer's "distill" mode (loss section) decides which teachers the batches carry.
+    distill = config.get("loss", {}).get("distill") or "none"
+    teacher_kwargs = {"teacher_cache": data.get("teacher_cache"), "distill": distill}
     train_ds, source = make_dataset(data["train"], rate, data.get("segment_seconds", 3.0),
-                                    data.get("batch_size", 6), seed=seed, start_step=start)
+                                    data.get("batch_size", 6), seed=seed, start_step=start,
+                                    **teacher_kwargs)
     val_ds, val_steps = None, int(config["train"].get("validation_steps", 0))
     if data.get("valid") and val_steps:
         val_ds, _ = make_dataset(data["valid"], rate, data.get("segment_seconds", 3.0),
-                                 data.get("batch_size", 6), seed=seed, shuffle=False)
+                                 data.get("batch_size", 6), seed=seed, shuffle=False,
+                                 **teacher_kwargs)
     callbacks, guard = _callbacks(trainer, config, out_dir, resumed=start > 0)
     history = trainer.fit(train_ds, epochs=total // spe, initial_epoch=start // spe, shuffle=False,
                           steps_per_epoch=spe, validation_data=val_ds,

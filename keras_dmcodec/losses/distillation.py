@@ -2,16 +2,26 @@
 
 ``features`` are the student's projected RVQ outputs ``[batch, frames, dim]``,
 ``targets`` the teacher's ``[batch, frames', dim]``; both are cropped to the
-shorter length (the reference's defect of collating targets as
-``[batch, 1, frames, dim]``, which crops to one frame, is not reproduced here).
+shorter length ``n = min(frames, frames')``. ``mask`` (``[batch, frames'']``,
+1 = a real teacher frame) keeps padded or missing teacher frames out of the
+loss; it is cropped to ``n`` too.
+
+Where we differ from the released reference: it saves teacher features as
+``(1, T, D)`` and collates them to ``(B, 1, T, D)``, so ``n = min(T, 1) = 1`` and
+only frame 0 is distilled. We crop squeezed ``(B, T, D)`` targets, so every
+frame is; ``frame0_only=True`` reproduces the reference's behaviour.
 """
 
 from keras import ops
 
 
-def _crop(features, targets):
-    n = min(features.shape[1], targets.shape[1])
-    return features[:, :n], targets[:, :n]
+def _crop(features, targets, mask, frame0_only):
+    features, targets = ops.convert_to_tensor(features), ops.convert_to_tensor(targets)
+    n = 1 if frame0_only else min(features.shape[1], targets.shape[1])
+    features, targets = features[:, :n], targets[:, :n]
+    if mask is not None:
+        mask = ops.cast(mask[:, :n], features.dtype)[..., None]
+    return features, targets, mask
 
 
 def _cosine(a, b, axis):
@@ -21,14 +31,48 @@ def _cosine(a, b, axis):
     return dot / ops.maximum(norms, 1e-8)
 
 
-def d_axis_distill_loss(features, targets):
-    """``-mean log sigmoid(cos)`` with the cosine taken over time, per feature dimension."""
-    features, targets = _crop(features, targets)
+def d_axis_distill_loss(features, targets, mask=None, frame0_only=False):
+    """``-mean log sigmoid(cos)``, the cosine taken over time for each feature dimension.
+
+    The reference's default (``D_axis`` in DM-Codec / SpeechTokenizer): for
+    every feature dimension ``d`` the student's time series ``F[:, :n, d]`` is
+    compared with the teacher's by cosine similarity; the loss is the mean
+    over batch and dimensions of ``-log sigmoid(cos)``. Masked frames are set
+    to zero in both series, so they add nothing to the dot product or norms.
+    An utterance whose mask is all zero contributes ``log 2`` (cos = 0) and no
+    gradient.
+
+    Args:
+        features: float ``[batch, frames, dim]`` student features.
+        targets: float ``[batch, frames', dim]`` teacher features.
+        mask: optional float/bool ``[batch, frames'']``, 1 for valid frames.
+        frame0_only: reproduce the reference's one-frame defect.
+    """
+    features, targets, mask = _crop(features, targets, mask, frame0_only)
+    if mask is not None:
+        features, targets = features * mask, targets * mask
     return -ops.mean(ops.log_sigmoid(_cosine(features, targets, axis=1)))
 
 
-def t_axis_distill_loss(features, targets, lambda_sim=1.0):
-    """``L1 + lambda_sim * -mean log sigmoid(cos)`` with the cosine over features, per frame."""
-    features, targets = _crop(features, targets)
-    l1 = ops.mean(ops.abs(features - targets))
-    return l1 - lambda_sim * ops.mean(ops.log_sigmoid(_cosine(features, targets, axis=-1)))
+def t_axis_distill_loss(features, targets, lambda_sim=1.0, mask=None, frame0_only=False):
+    """``L1 + lambda_sim * -mean log sigmoid(cos)``, the cosine over features for each frame.
+
+    The reference's ``T_axis`` variant. With a mask, both terms are averaged
+    over valid frames only.
+
+    Args:
+        features: float ``[batch, frames, dim]`` student features.
+        targets: float ``[batch, frames', dim]`` teacher features.
+        lambda_sim: float. Weight of the cosine term.
+        mask: optional float/bool ``[batch, frames'']``, 1 for valid frames.
+        frame0_only: reproduce the reference's one-frame defect.
+    """
+    features, targets, mask = _crop(features, targets, mask, frame0_only)
+    if mask is None:
+        l1 = ops.mean(ops.abs(features - targets))
+        return l1 - lambda_sim * ops.mean(ops.log_sigmoid(_cosine(features, targets, axis=-1)))
+    frame_mask = mask[..., 0]
+    count = ops.maximum(ops.sum(frame_mask), 1.0)
+    l1 = ops.sum(ops.mean(ops.abs(features - targets), axis=-1) * frame_mask) / count
+    sim = ops.sum(ops.log_sigmoid(_cosine(features, targets, axis=-1)) * frame_mask) / count
+    return l1 - lambda_sim * sim

@@ -86,6 +86,44 @@ def test_d_axis_distill_loss_by_hand():
                                                                                   rel=1e-5)
 
 
+def _np_d_axis(f, t):
+    cos = (f * t).sum(1) / np.maximum(np.linalg.norm(f, axis=1) * np.linalg.norm(t, axis=1), 1e-8)
+    return -np.mean(np.log(1 / (1 + np.exp(-cos))))
+
+
+def test_masked_distill_losses_match_numpy():
+    rng = np.random.default_rng(4)
+    f = rng.normal(size=(2, 6, 3)).astype("float32")
+    t = rng.normal(size=(2, 8, 3)).astype("float32")
+    mask = np.ones((2, 8), "float32")
+    mask[0, 4:] = 0  # utterance 0 has 4 real teacher frames
+    fm, tm = f * mask[:, :6, None], t[:, :6] * mask[:, :6, None]
+    assert float(_np(d_axis_distill_loss(f, t, mask=mask))) == pytest.approx(
+        _np_d_axis(fm, tm), rel=1e-5)
+    # Masked frames are ignored: changing them does not change the loss.
+    f2 = f.copy()
+    f2[0, 4:] = 100.0
+    assert float(_np(d_axis_distill_loss(f2, t, mask=mask))) == pytest.approx(
+        float(_np(d_axis_distill_loss(f, t, mask=mask))), rel=1e-6)
+    # t_axis: both terms averaged over the 4 + 6 valid frames only.
+    valid = mask[:, :6].astype(bool)
+    l1 = np.abs(f - t[:, :6]).mean(-1)[valid].mean()
+    cos = (f * t[:, :6]).sum(-1) / (np.linalg.norm(f, axis=-1) * np.linalg.norm(t[:, :6], axis=-1))
+    sim = np.log(1 / (1 + np.exp(-cos)))[valid].mean()
+    assert float(_np(t_axis_distill_loss(f, t, 0.5, mask=mask))) == pytest.approx(
+        l1 - 0.5 * sim, rel=1e-5)
+
+
+def test_frame0_defect_flag_reproduces_the_reference():
+    """The released reference collates targets as (B, 1, T, D): only frame 0 is compared."""
+    rng = np.random.default_rng(5)
+    f = rng.normal(size=(2, 6, 3)).astype("float32")
+    t = rng.normal(size=(2, 6, 3)).astype("float32")
+    assert float(_np(d_axis_distill_loss(f, t, frame0_only=True))) == pytest.approx(
+        _np_d_axis(f[:, :1], t[:, :1]), rel=1e-5)
+    assert float(_np(d_axis_distill_loss(f, t))) == pytest.approx(_np_d_axis(f, t), rel=1e-5)
+
+
 def test_mel_serialization():
     loss = MultiScaleMelLoss(weights=(2.0, 1.0))
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))

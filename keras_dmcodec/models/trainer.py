@@ -1,4 +1,12 @@
-"""GAN training of a DMCodec with Keras's own ``fit`` / ``evaluate`` on every backend."""
+"""GAN training of a DMCodec with Keras's own ``fit`` / ``evaluate`` on every backend.
+
+The step follows the reference trainer (DM-Codec ``trainer.py``, from SpeechTokenizer):
+the codec reconstructs the batch once; the discriminators take an Adam step on
+``L_D(x, stop_grad(x_hat))``; then the generator loss is computed with the
+*updated* discriminators and the codec takes its own Adam step. The two
+optimizers live in one ``keras.optimizers.MultiOptimizer`` so that Keras saves,
+restores and (on JAX) threads their state like any optimizer's.
+"""
 
 import keras
 from keras import ops
@@ -25,15 +33,19 @@ DISCRIMINATORS = {
     "mstft": MultiScaleSTFTDiscriminator,
 }
 
+DISTILL_MODES = ("none", "lm", "sm", "lm+sm")
+
 LOSS_NAMES = ("generator_loss", "discriminator_loss", "adversarial_loss", "feature_loss",
-              "mel_loss", "mel_error", "recon_loss", "commitment_loss", "distill_loss")
+              "mel_loss", "mel_error", "recon_loss", "commitment_loss", "distill_loss",
+              "sm_distill_loss", "lm_distill_loss")
 
 
 def _frozen_call(layer, *args, **kwargs):
     """Calls ``layer`` with its weights behind ``stop_gradient`` (gradients reach the inputs only).
 
-    The generator's adversarial and feature-matching terms must not train the
-    discriminators; this runs them as pure functions of detached weights.
+    Used where the generator's adversarial and feature-matching terms are
+    computed in the same differentiated function as the discriminator loss
+    (``update_order="simultaneous"`` and ``evaluate``).
     """
     trainable = [ops.stop_gradient(v.value) for v in layer.trainable_variables]
     non_trainable = [v.value for v in layer.non_trainable_variables]
@@ -41,28 +53,38 @@ def _frozen_call(layer, *args, **kwargs):
     return outputs
 
 
+def _clone_optimizer(optimizer):
+    return optimizer.__class__.from_config(optimizer.get_config())
+
+
 @keras.saving.register_keras_serializable(package="keras_dmcodec")
 class DMCodecTrainer(keras.Model):
     """Trains a ``DMCodec`` as the reference does: GAN, reconstruction, commitment, distillation.
 
     ``fit`` batches are audio ``[batch, samples]`` or dicts with ``"audio"`` and,
-    for distillation, ``"teacher_features"`` ``[batch, frames, semantic_dimension]``.
-    Generator loss (reference weights)::
+    for distillation, teacher targets aligned to the codec's frames:
+    ``"sm_features"`` / ``"sm_mask"`` (speech model) and ``"lm_features"`` /
+    ``"lm_mask"`` (text model), features ``[batch, frames, dim]`` and masks
+    ``[batch, frames]`` (1 = a real teacher frame). ``"teacher_features"`` is an
+    alias of ``"sm_features"``. Generator loss (reference weights)::
 
         L_G = L_fm + L_adv + sum_i w_mel_i * L_mel_i + 10 * L_commit + 500 * L1_time
               + 120 * L_distill
+        L_distill = (L_SM + L_LM) / 2            (distill="lm+sm", weights 0.5 / 0.5)
         L_D = sum_k mean((1 - D_k(x))^2) + mean(D_k(stop_grad(x_hat))^2)
 
-    The model minimises ``L_G + L_D`` with one optimizer over all weights: the
-    discriminators see the reconstruction behind ``stop_gradient`` in ``L_D``,
-    and ``L_G`` runs them with detached weights, so each loss only reaches its
-    own networks. With Adam this equals two Adam optimizers with equal settings
-    (the reference's two, lr 1e-4, betas (0.9, 0.99)); the one difference is
-    that the reference updates the discriminators before computing ``L_G``
-    within a step, here both use the discriminators of the step's start.
-    Because it is Keras's standard ``train_step``, ``fit`` runs jit-compiled on
-    TensorFlow, JAX and PyTorch, with codebook EMA updates carried as
-    non-trainable state.
+    Each step (``update_order="sequential"``, the reference's order): one codec
+    forward pass; the discriminators take a step on ``L_D``; ``L_G`` is then
+    computed with the updated discriminators and the codec takes its step.
+    Two Adam optimizers (the reference's ``optim_d`` and ``optim_g``) share
+    the settings of the optimizer passed to ``compile`` unless
+    ``discriminator_optimizer`` is given. ``update_order="simultaneous"``
+    instead minimises ``L_G + L_D`` in one step with both losses computed from
+    the step's starting weights (each loss still reaches only its own
+    networks); it is about 15 % cheaper and kept for comparison.
+    Works under ``fit`` on TensorFlow (``tf.function``), JAX (``jax.jit``,
+    stateless) and PyTorch; codebook EMA updates happen once per step in the
+    codec's forward pass, outside the gradient path.
 
     Args:
         codec: a ``DMCodec`` (or its config dict).
@@ -76,8 +98,26 @@ class DMCodecTrainer(keras.Model):
         adversarial_weight: float. LSGAN generator weight (1).
         feature_weight: float. Feature-matching weight (1; the loss is already x2).
         distill_weight: float. Distillation weight (120).
+        distill: str. ``"none"``, ``"lm"``, ``"sm"`` or ``"lm+sm"``; ``None``
+            distils from whichever teacher targets the batches carry.
+        sm_weight: float. Weight of the speech-teacher loss in ``L_distill``.
+        lm_weight: float. Weight of the text-teacher loss in ``L_distill``.
+            With both teachers the reference averages them (0.5 / 0.5, its
+            ``combined``); ``combined_<w_sm>_<w_lm>`` weights map to these.
+            With one teacher its weight is used as given (default 1.0 then).
         distill_type: str. ``"d_axis"`` (reference default) or ``"t_axis"``.
         lambda_sim: float. Cosine weight of the ``t_axis`` loss.
+        sm_rvq_layer: int or None. RVQ layer distilled towards the speech
+            teacher (None: the codec's ``distill_layer``, the reference's 0).
+        lm_rvq_layer: int or None. RVQ layer distilled towards the text teacher
+            (the reference's ``--lock`` option distils the two teachers into
+            different layers).
+        lm_dimension: int or None. Width of the text teacher when it differs
+            from the codec's ``semantic_dimension`` (then the trainer owns a
+            separate ``lm_projection``; the reference shares one projection).
+        distill_frame0_only: bool. Reproduce the released reference's defect
+            of distilling only the first frame (see ``losses/distillation.py``).
+        update_order: str. ``"sequential"`` (reference) or ``"simultaneous"``.
 
     Example:
     >>> codec = DMCodec(n_filters=4, dimension=16, semantic_dimension=0, n_q=2,
@@ -103,8 +143,16 @@ class DMCodecTrainer(keras.Model):
         adversarial_weight=1.0,
         feature_weight=1.0,
         distill_weight=120.0,
+        distill=None,
+        sm_weight=None,
+        lm_weight=None,
         distill_type="d_axis",
         lambda_sim=1.0,
+        sm_rvq_layer=None,
+        lm_rvq_layer=None,
+        lm_dimension=None,
+        distill_frame0_only=False,
+        update_order="sequential",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -113,6 +161,13 @@ class DMCodecTrainer(keras.Model):
                 else DMCodec(**codec)
         if distill_type not in ("d_axis", "t_axis"):
             raise ValueError(f"distill_type must be 'd_axis' or 't_axis', got {distill_type!r}")
+        if distill is not None and distill not in DISTILL_MODES:
+            raise ValueError(f"distill must be one of {DISTILL_MODES} or None, got {distill!r}")
+        if update_order not in ("sequential", "simultaneous"):
+            raise ValueError("update_order must be 'sequential' or 'simultaneous', got "
+                             f"{update_order!r}")
+        if distill not in (None, "none") and not codec.semantic_dimension:
+            raise ValueError(f"distill={distill!r} needs a codec with semantic_dimension > 0")
         self.codec = codec
         if discriminators is None:
             discriminators = {"mpd": {}, "msd": {}, "mstft": {}}
@@ -133,8 +188,23 @@ class DMCodecTrainer(keras.Model):
         self.adversarial_weight = float(adversarial_weight)
         self.feature_weight = float(feature_weight)
         self.distill_weight = float(distill_weight)
+        self.distill = distill
+        both = distill == "lm+sm" or distill is None
+        self.sm_weight = float(sm_weight if sm_weight is not None else (0.5 if both else 1.0))
+        self.lm_weight = float(lm_weight if lm_weight is not None else (0.5 if both else 1.0))
         self.distill_type = distill_type
         self.lambda_sim = float(lambda_sim)
+        for name, layer in (("sm_rvq_layer", sm_rvq_layer), ("lm_rvq_layer", lm_rvq_layer)):
+            if layer is not None and not 0 <= int(layer) < codec.n_q:
+                raise ValueError(f"{name} must be in [0, {codec.n_q}), got {layer}")
+        self.sm_rvq_layer = None if sm_rvq_layer is None else int(sm_rvq_layer)
+        self.lm_rvq_layer = None if lm_rvq_layer is None else int(lm_rvq_layer)
+        self.lm_dimension = None if lm_dimension is None else int(lm_dimension)
+        self.lm_projection = None
+        if self.lm_dimension and self.lm_dimension != codec.semantic_dimension:
+            self.lm_projection = keras.layers.Dense(self.lm_dimension, name="lm_projection")
+        self.distill_frame0_only = bool(distill_frame0_only)
+        self.update_order = update_order
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
         self.build()
 
@@ -148,53 +218,140 @@ class DMCodecTrainer(keras.Model):
         for disc in self.discriminators:
             disc(dummy)
         self.mel_loss(dummy, dummy)
+        if self.lm_projection is not None:
+            self.lm_projection.build((None, None, self.codec.dimension))
         self.built = True
 
     @property
     def metrics(self):
         return [self._loss_tracker] + list(self.trackers.values())
 
-    def _distill(self, features, targets):
-        if self.distill_type == "d_axis":
-            return d_axis_distill_loss(features, targets)
-        return t_axis_distill_loss(features, targets, self.lambda_sim)
+    # ----------------------------------------------------------- optimizers
+    def compile(self, optimizer="adam", discriminator_optimizer=None, **kwargs):
+        """Compiles with a generator optimizer and a discriminator optimizer.
 
-    def call(self, inputs, training=False):
-        if isinstance(inputs, dict):
-            audio = inputs["audio"]
-            targets = inputs.get("teacher_features")
-        else:
-            audio, targets = inputs, None
-        audio = ops.cast(audio, "float32")
-        out = self.codec(audio, training=training)
-        fake = out["audio"]
+        Args:
+            optimizer: the codec's (generator's) optimizer; the reference uses
+                ``Adam(1e-4, beta_1=0.9, beta_2=0.99)`` with per-step cosine decay.
+            discriminator_optimizer: the discriminators' optimizer (default: a
+                fresh copy of ``optimizer``'s configuration, as the reference).
+            **kwargs: passed to ``keras.Model.compile`` (e.g. ``jit_compile``).
+        """
+        g_opt = keras.optimizers.get(optimizer)
+        d_opt = discriminator_optimizer
+        d_opt = _clone_optimizer(g_opt) if d_opt is None else keras.optimizers.get(d_opt)
+        d_ids = {id(v) for v in self._discriminator_variables()}
+        self._g_opt, self._d_opt = g_opt, d_opt
+        # Variables are routed by identity; the codec's come first in
+        # ``trainable_variables``, so the generator optimizer is inner optimizer 0.
+        multi = keras.optimizers.MultiOptimizer(lambda v: d_opt if id(v) in d_ids else g_opt,
+                                                name="gan_optimizer")
+        super().compile(optimizer=multi, **kwargs)
+        multi.build(self.trainable_variables)
+        if multi.optimizers != [g_opt, d_opt] and self._discriminator_variables():
+            raise RuntimeError("optimizer routing failed: expected [generator, discriminator]")
 
+    @property
+    def generator_optimizer(self):
+        return self._g_opt
+
+    @property
+    def discriminator_optimizer(self):
+        return self._d_opt
+
+    def _discriminator_variables(self):
+        """The discriminators' weights, in ``trainable_variables`` order."""
+        d_ids = {id(v) for disc in self.discriminators for v in disc.trainable_variables}
+        return [v for v in self.trainable_variables if id(v) in d_ids]
+
+    def _generator_variables(self):
+        d_ids = {id(v) for v in self._discriminator_variables()}
+        return [v for v in self.trainable_variables if id(v) not in d_ids]
+
+    # --------------------------------------------------------------- losses
+    @staticmethod
+    def _unpack(inputs):
+        if not isinstance(inputs, dict):
+            return ops.cast(inputs, "float32"), {}
+        targets = {}
+        for key in ("sm_features", "sm_mask", "lm_features", "lm_mask"):
+            if key in inputs:
+                targets[key] = inputs[key]
+        if "teacher_features" in inputs and "sm_features" not in targets:
+            targets["sm_features"] = inputs["teacher_features"]
+        return ops.cast(inputs["audio"], "float32"), targets
+
+    def _active_teachers(self, targets):
+        if self.distill == "none":
+            return []
+        wanted = ["sm", "lm"] if self.distill in (None, "lm+sm") else [self.distill]
+        active = [t for t in wanted if f"{t}_features" in targets]
+        if self.distill is not None:
+            missing = [t for t in wanted if t not in active]
+            if missing:
+                raise ValueError(f"distill={self.distill!r} needs batches with "
+                                 f"{', '.join(repr(m + '_features') for m in missing)}")
+        if active and self.codec.distill_projection is None:
+            raise ValueError("teacher features given but the codec has semantic_dimension=0")
+        return active
+
+    def _student_features(self, out, teacher):
+        layer = self.sm_rvq_layer if teacher == "sm" else self.lm_rvq_layer
+        if layer is None or layer == self.codec.distill_layer:
+            if teacher == "sm" or self.lm_projection is None:
+                return out["distill_features"]
+        layer = self.codec.distill_layer if layer is None else layer
+        projection = self.lm_projection if teacher == "lm" and self.lm_projection is not None \
+            else self.codec.distill_projection
+        return projection(out["layer_outputs"][layer])
+
+    def _distill_loss(self, out, targets):
+        """Weighted distillation loss and its per-teacher parts (zeros when inactive)."""
         zero = ops.zeros(())
-        d_loss, adv, fm = zero, zero, zero
-        for disc in self.discriminators:
-            real_out = disc(audio, training=training)
-            fake_out_d = disc(ops.stop_gradient(fake), training=training)
-            d_loss = d_loss + discriminator_loss(real_out, fake_out_d)
-            fake_out_g = _frozen_call(disc, fake, training=False)
-            adv = adv + generator_adversarial_loss(fake_out_g)
-            fm = fm + feature_matching_loss(real_out, fake_out_g)
+        parts = {"sm": zero, "lm": zero}
+        total = zero
+        for teacher in self._active_teachers(targets):
+            features = self._student_features(out, teacher)
+            target = ops.cast(targets[f"{teacher}_features"], "float32")
+            mask = targets.get(f"{teacher}_mask")
+            if self.distill_type == "d_axis":
+                loss = d_axis_distill_loss(features, target, mask=mask,
+                                           frame0_only=self.distill_frame0_only)
+            else:
+                loss = t_axis_distill_loss(features, target, self.lambda_sim, mask=mask,
+                                           frame0_only=self.distill_frame0_only)
+            parts[teacher] = loss
+            total = total + (self.sm_weight if teacher == "sm" else self.lm_weight) * loss
+        return total, parts
 
+    def _discriminator_loss(self, audio, fake, training):
+        loss = ops.zeros(())
+        fake = ops.stop_gradient(fake)
+        for disc in self.discriminators:
+            loss = loss + discriminator_loss(disc(audio, training=training),
+                                             disc(fake, training=training))
+        return loss
+
+    def _generator_losses(self, audio, out, targets, frozen):
+        """Generator terms; ``frozen`` runs the discriminators with detached weights."""
+        fake = out["audio"]
+        adv, fm = ops.zeros(()), ops.zeros(())
+        for disc in self.discriminators:
+            call = (lambda x, d=disc: _frozen_call(d, x, training=False)) if frozen \
+                else (lambda x, d=disc: d(x, training=False))
+            real_out, fake_out = call(audio), call(fake)
+            adv = adv + generator_adversarial_loss(fake_out)
+            fm = fm + feature_matching_loss(real_out, fake_out)
         mel_parts = self.mel_loss.scale_losses(audio, fake)
         mel = sum(w * p for w, p in zip(self.mel_weights, mel_parts, strict=True))
         recon = time_l1_loss(audio, fake)
         commit = out["commitment_loss"]
-        distill = zero
-        if targets is not None:
-            if out["distill_features"] is None:
-                raise ValueError("teacher_features given but the codec has semantic_dimension=0")
-            distill = self._distill(out["distill_features"], ops.cast(targets, "float32"))
+        distill, parts = self._distill_loss(out, targets)
         g_loss = (self.feature_weight * fm + self.adversarial_weight * adv + mel
                   + self.commitment_weight * commit + self.recon_weight * recon
                   + self.distill_weight * distill)
         return {
-            "loss": g_loss + d_loss,
             "generator_loss": g_loss,
-            "discriminator_loss": d_loss,
             "adversarial_loss": adv,
             "feature_loss": fm,
             "mel_loss": mel,
@@ -202,7 +359,19 @@ class DMCodecTrainer(keras.Model):
             "recon_loss": recon,
             "commitment_loss": commit,
             "distill_loss": distill,
+            "sm_distill_loss": parts["sm"],
+            "lm_distill_loss": parts["lm"],
         }
+
+    def call(self, inputs, training=False):
+        """All loss terms from the current weights (used by ``evaluate`` and the simultaneous step)."""
+        audio, targets = self._unpack(inputs)
+        out = self.codec(audio, training=training)
+        d_loss = self._discriminator_loss(audio, out["audio"], training)
+        logs = self._generator_losses(audio, out, targets, frozen=True)
+        logs["discriminator_loss"] = d_loss
+        logs["loss"] = logs["generator_loss"] + d_loss
+        return logs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         return y_pred["loss"]
@@ -211,6 +380,169 @@ class DMCodecTrainer(keras.Model):
         for name, tracker in self.trackers.items():
             tracker.update_state(y_pred[name])
         return self.get_metrics_result()
+
+    # ---------------------------------------------------------- train steps
+    def train_step(self, *args, **kwargs):
+        if self.update_order == "simultaneous" or not self._discriminator_variables():
+            return super().train_step(*args, **kwargs)
+        backend = keras.backend.backend()
+        if backend == "jax":
+            return self._train_step_jax(*args, **kwargs)
+        if backend == "tensorflow":
+            return self._train_step_tensorflow(*args, **kwargs)
+        if backend == "torch":
+            return self._train_step_torch(*args, **kwargs)
+        raise NotImplementedError(f"sequential GAN step not implemented for backend {backend!r}")
+
+    @staticmethod
+    def _x(data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return x
+
+    def _finish(self, logs, d_loss):
+        logs = dict(logs, discriminator_loss=d_loss)
+        logs["loss"] = logs["generator_loss"] + d_loss
+        self._loss_tracker.update_state(logs["loss"])
+        return self.compute_metrics(None, None, logs)
+
+    def _train_step_tensorflow(self, data):
+        import tensorflow as tf
+
+        audio, targets = self._unpack(self._x(data))
+        g_vars, d_vars = self._generator_variables(), self._discriminator_variables()
+        # Under tf.distribute the per-replica loss is scaled by 1 / replicas and
+        # the optimizers sum gradients over replicas (as Keras's own train_step).
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape(persistent=True) as tape:
+            out = self.codec(audio, training=True)
+            d_loss = self._discriminator_loss(audio, out["audio"], training=True)
+            scaled_d_loss = d_loss / replicas
+            with tape.stop_recording():
+                d_grads = tape.gradient(scaled_d_loss, d_vars)
+                self._d_opt.apply(d_grads, d_vars)
+            logs = self._generator_losses(audio, out, targets, frozen=False)
+            scaled_g_loss = logs["generator_loss"] / replicas
+        g_grads = tape.gradient(scaled_g_loss, g_vars)
+        del tape
+        self._g_opt.apply(g_grads, g_vars)
+        self.optimizer.iterations.assign_add(1)
+        return self._finish(logs, d_loss)
+
+    def _train_step_torch(self, data):
+        import torch
+
+        audio, targets = self._unpack(self._x(data))
+        g_vars, d_vars = self._generator_variables(), self._discriminator_variables()
+        out = self.codec(audio, training=True)
+        self.zero_grad()
+        d_loss = self._discriminator_loss(audio, out["audio"].detach(), training=True)
+        d_loss.backward()
+        d_grads = [v.value.grad for v in d_vars]
+        with torch.no_grad():
+            self._d_opt.apply(d_grads, d_vars)
+        self.zero_grad()
+        logs = self._generator_losses(audio, out, targets, frozen=False)
+        logs["generator_loss"].backward()
+        g_grads = [v.value.grad for v in g_vars]
+        with torch.no_grad():
+            self._g_opt.apply(g_grads, g_vars)
+            self.optimizer.iterations.assign_add(1)
+        logs = {k: v.detach() for k, v in logs.items()}
+        return self._finish(logs, d_loss.detach())
+
+    def _train_step_jax(self, state, data):
+        import jax
+
+        trainable, non_trainable, opt_values, metric_values = state
+        audio, targets = self._unpack(self._x(data))
+        d_ids = {id(v) for v in self._discriminator_variables()}
+        d_index = [i for i, v in enumerate(self.trainable_variables) if id(v) in d_ids]
+        g_index = [i for i, v in enumerate(self.trainable_variables) if id(v) not in d_ids]
+        g_vars = [self.trainable_variables[i] for i in g_index]
+        d_vars = [self.trainable_variables[i] for i in d_index]
+        g_values = [trainable[i] for i in g_index]
+        d_values = [trainable[i] for i in d_index]
+        nt_vars = self.non_trainable_variables
+
+        def run(mapping, fn):
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                result = fn()
+            return result, [scope.get_current_value(v) for v in nt_vars]
+
+        # 1. Codec forward, differentiable in the codec's weights (vjp), EMA updates as aux.
+        def forward(gv):
+            def fn():
+                out = self.codec(audio, training=True)
+                diff = {"audio": out["audio"], "commitment_loss": out["commitment_loss"],
+                        "layer_outputs": list(out["layer_outputs"])}
+                return diff
+            mapping = list(zip(g_vars, gv)) + list(zip(d_vars, d_values)) \
+                + list(zip(nt_vars, non_trainable))
+            diff, new_nt = run(mapping, fn)
+            return diff, new_nt
+
+        diff, vjp_fn, nt_after_codec = jax.vjp(forward, g_values, has_aux=True)
+
+        # 2. Discriminator step on stop_grad(x_hat).
+        def d_loss_fn(dv):
+            mapping = list(zip(g_vars, g_values)) + list(zip(d_vars, dv)) \
+                + list(zip(nt_vars, nt_after_codec))
+            return run(mapping, lambda: self._discriminator_loss(audio, diff["audio"], True))
+
+        (d_loss, nt_after_d), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_values)
+        n_outer = len(self.optimizer.variables) - len(self._g_opt.variables) \
+            - len(self._d_opt.variables)
+        outer = list(opt_values[:n_outer])
+        g_opt_values = list(opt_values[n_outer:n_outer + len(self._g_opt.variables)])
+        d_opt_values = list(opt_values[n_outer + len(self._g_opt.variables):])
+        new_d_values, d_opt_values = self._d_opt.stateless_apply(d_opt_values, d_grads, d_values)
+
+        # 3. Generator loss with the updated discriminators, differentiated w.r.t.
+        #    the codec outputs and pulled back through the codec with the vjp.
+        def g_loss_fn(outputs, proj_values):
+            def fn():
+                out = dict(outputs)
+                out["distill_features"] = (self.codec.distill_projection(
+                    outputs["layer_outputs"][self.codec.distill_layer])
+                    if self.codec.distill_projection is not None else None)
+                logs = self._generator_losses(audio, out, targets, frozen=False)
+                return logs["generator_loss"], logs
+            proj_vars = self._projection_variables()
+            mapping = list(zip(g_vars, g_values)) + list(zip(d_vars, new_d_values)) \
+                + list(zip(nt_vars, nt_after_d)) + list(zip(proj_vars, proj_values))
+            (loss_and_logs), _ = run(_dedupe(mapping), fn)
+            return loss_and_logs
+
+        proj_vars = self._projection_variables()
+        g_position = {id(v): i for i, v in enumerate(g_vars)}
+        proj_values = [g_values[g_position[id(v)]] for v in proj_vars]
+        (_, logs), (d_outputs, d_proj) = jax.value_and_grad(
+            g_loss_fn, argnums=(0, 1), has_aux=True)(diff, proj_values)
+        (g_grads,) = vjp_fn(d_outputs)
+        g_grads = list(g_grads)
+        for var, grad in zip(proj_vars, d_proj, strict=True):
+            i = g_position[id(var)]
+            g_grads[i] = g_grads[i] + grad
+        new_g_values, g_opt_values = self._g_opt.stateless_apply(g_opt_values, g_grads, g_values)
+        outer[0] = outer[0] + 1  # MultiOptimizer.iterations
+
+        new_trainable = list(trainable)
+        for i, value in zip(g_index, new_g_values, strict=True):
+            new_trainable[i] = value
+        for i, value in zip(d_index, new_d_values, strict=True):
+            new_trainable[i] = value
+        metrics_mapping = list(zip(self.metrics_variables, metric_values))
+        with keras.StatelessScope(state_mapping=metrics_mapping) as scope:
+            results = self._finish(logs, d_loss)
+        new_metric_values = [scope.get_current_value(v) for v in self.metrics_variables]
+        state = (new_trainable, nt_after_d, outer + g_opt_values + d_opt_values,
+                 new_metric_values)
+        return results, state
+
+    def _projection_variables(self):
+        """Codec weights the generator loss uses directly (not through the codec forward)."""
+        layers = [self.codec.distill_projection, self.lm_projection]
+        return [v for layer in layers if layer is not None for v in layer.trainable_variables]
 
     def get_config(self):
         config = super().get_config()
@@ -225,7 +557,23 @@ class DMCodecTrainer(keras.Model):
             adversarial_weight=self.adversarial_weight,
             feature_weight=self.feature_weight,
             distill_weight=self.distill_weight,
+            distill=self.distill,
+            sm_weight=self.sm_weight,
+            lm_weight=self.lm_weight,
             distill_type=self.distill_type,
             lambda_sim=self.lambda_sim,
+            sm_rvq_layer=self.sm_rvq_layer,
+            lm_rvq_layer=self.lm_rvq_layer,
+            lm_dimension=self.lm_dimension,
+            distill_frame0_only=self.distill_frame0_only,
+            update_order=self.update_order,
         )
         return config
+
+
+def _dedupe(mapping):
+    """Keeps the last value for each variable (later entries override earlier ones)."""
+    seen = {}
+    for var, value in mapping:
+        seen[id(var)] = (var, value)
+    return list(seen.values())

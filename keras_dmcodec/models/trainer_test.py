@@ -33,25 +33,116 @@ def _speechlike(n, length, seed=0):
 
 
 def test_fit_lowers_generator_loss_and_trains_every_part():
-    trainer = _tiny_trainer()
+    # The text teacher is 6-d (its own projection) and distilled into RVQ layer 1.
+    trainer = _tiny_trainer(distill="lm+sm", lm_dimension=6, lm_rvq_layer=1)
     trainer.compile(optimizer=keras.optimizers.Adam(3e-3, beta_1=0.9, beta_2=0.99))
     x = _speechlike(4, 3200)
     teacher = np.random.default_rng(1).normal(size=(4, 10, 8)).astype("float32")
-    data = {"audio": x, "teacher_features": teacher}
+    data = {"audio": x, "sm_features": teacher, "lm_features": teacher[:, ::-1, :6].copy()}
+    lm_before = [_np(v).copy() for v in trainer.lm_projection.trainable_variables]
     disc_before = [_np(v).copy() for v in trainer.discriminators[1].trainable_variables]
     codec_before = [_np(v).copy() for v in trainer.codec.trainable_variables]
     history = trainer.fit(data, batch_size=4, epochs=12, verbose=0, shuffle=False)
     g = history.history["generator_loss"]
     assert g[-1] < g[1], g  # epoch 0 includes the k-means initialisation
-    for name in ("discriminator_loss", "mel_error", "distill_loss", "feature_loss"):
+    for name in ("discriminator_loss", "mel_error", "distill_loss", "feature_loss",
+                 "sm_distill_loss", "lm_distill_loss"):
         assert np.all(np.isfinite(history.history[name]))
     assert any(not np.allclose(a, _np(b)) for a, b in
                zip(disc_before, trainer.discriminators[1].trainable_variables, strict=True))
     assert any(not np.allclose(a, _np(b)) for a, b in
                zip(codec_before, trainer.codec.trainable_variables, strict=True))
+    assert all(not np.allclose(a, _np(b)) for a, b in
+               zip(lm_before, trainer.lm_projection.trainable_variables, strict=True))
     assert float(_np(trainer.codec.quantizer.quantizers[0].initialized)) == 1.0
     logs = trainer.evaluate(data, batch_size=4, verbose=0, return_dict=True)
     assert {"mel_error", "recon_loss", "commitment_loss"} <= set(logs)
+
+
+def _codec_after_one_step(d_learning_rate, update_order, initial_weights):
+    trainer = _tiny_trainer(update_order=update_order)
+    trainer.set_weights(initial_weights)  # same start (incl. RNG states) for every run
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1),
+                    discriminator_optimizer=keras.optimizers.SGD(d_learning_rate))
+    trainer.fit(_speechlike(2, 3200), batch_size=2, epochs=1, verbose=0, shuffle=False)
+    return [_np(v) for v in trainer.codec.trainable_variables]
+
+
+def test_generator_step_sees_the_updated_discriminators():
+    """Sequential (reference) order: the codec's update depends on the discriminators' step.
+
+    With a frozen discriminator optimizer (lr 0) the codec's first update is
+    the same in both orders; with a moving one it changes only when the
+    generator loss is computed after the discriminator step.
+    """
+    initial = _tiny_trainer().get_weights()
+    still = _codec_after_one_step(0.0, "sequential", initial)
+    moved = _codec_after_one_step(50.0, "sequential", initial)
+    assert any(not np.allclose(a, b, atol=1e-7) for a, b in zip(still, moved, strict=True))
+    simultaneous = _codec_after_one_step(50.0, "simultaneous", initial)
+    for a, b in zip(still, simultaneous, strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_distillation_modes_and_masks():
+    rng = np.random.default_rng(3)
+    x = _speechlike(2, 3200)
+    sm = rng.normal(size=(2, 10, 8)).astype("float32")
+    lm = rng.normal(size=(2, 10, 8)).astype("float32")
+    mask = np.ones((2, 10), "float32")
+    mask[1, 6:] = 0.0
+    batch = {"audio": x, "sm_features": sm, "sm_mask": mask, "lm_features": lm, "lm_mask": mask}
+    logs = {}
+    for mode in ("none", "sm", "lm", "lm+sm"):
+        trainer = _tiny_trainer(distill=mode)
+        logs[mode] = {k: float(_np(v)) for k, v in trainer(batch).items()}
+    assert logs["none"]["distill_loss"] == 0.0
+    assert logs["sm"]["lm_distill_loss"] == 0.0 and logs["sm"]["sm_distill_loss"] > 0
+    assert logs["lm"]["sm_distill_loss"] == 0.0 and logs["lm"]["lm_distill_loss"] > 0
+    both = logs["lm+sm"]
+    assert both["distill_loss"] == pytest.approx(
+        0.5 * both["sm_distill_loss"] + 0.5 * both["lm_distill_loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="lm_features"):
+        _tiny_trainer(distill="lm+sm")({"audio": x, "sm_features": sm})
+
+
+def test_distillation_gradient_reaches_encoder_and_projection_only():
+    """The distillation loss trains the encoder, the quantiser path and the projection,
+    never the decoder (the teachers are fixed inputs, so they cannot change)."""
+    trainer = _tiny_trainer(distill="sm")
+    x = _speechlike(2, 3200)
+    sm = np.random.default_rng(2).normal(size=(2, 10, 8)).astype("float32")
+    trainer.codec(x, training=True)  # k-means initialisation outside the gradient
+    variables = trainer.codec.trainable_variables
+    backend = keras.backend.backend()
+
+    def loss_fn():
+        out = trainer.codec(ops.convert_to_tensor(x), training=False)
+        return trainer._distill_loss(out, {"sm_features": ops.convert_to_tensor(sm)})[0]
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        grads = tape.gradient(loss, variables)
+    elif backend == "jax":
+        import jax
+
+        def f(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return loss_fn()
+
+        grads = jax.grad(f)([v.value for v in variables])
+    else:
+        trainer.codec.zero_grad()
+        loss_fn().backward()
+        grads = [v.value.grad for v in variables]
+    paths = [v.path for v, g in zip(variables, grads, strict=True)
+             if g is not None and np.any(_np(g))]
+    assert any("/encoder/" in p for p in paths), paths
+    assert any("distill_projection" in p for p in paths), paths
+    assert not any("/decoder/" in p for p in paths), paths
 
 
 def test_frozen_discriminator_passes_gradient_to_input_only():
@@ -95,7 +186,8 @@ def test_frozen_discriminator_passes_gradient_to_input_only():
 
 
 def test_config_round_trip_and_validation():
-    trainer = _tiny_trainer(distill_type="t_axis", lambda_sim=2.0)
+    trainer = _tiny_trainer(distill_type="t_axis", lambda_sim=2.0, distill="lm+sm",
+                            lm_dimension=6, lm_rvq_layer=1, update_order="simultaneous")
     clone = DMCodecTrainer.from_config(trainer.get_config())
     assert clone.get_config() == trainer.get_config()
     assert len(clone.weights) == len(trainer.weights)
@@ -103,3 +195,9 @@ def test_config_round_trip_and_validation():
         DMCodecTrainer(trainer.codec, discriminators={"hifi": {}})
     with pytest.raises(ValueError, match="distill_type"):
         DMCodecTrainer(trainer.codec, discriminators={}, distill_type="cosine")
+    with pytest.raises(ValueError, match="distill must be"):
+        DMCodecTrainer(trainer.codec, discriminators={}, distill="text")
+    with pytest.raises(ValueError, match="update_order"):
+        DMCodecTrainer(trainer.codec, discriminators={}, update_order="alternating")
+    with pytest.raises(ValueError, match="lm_rvq_layer"):
+        DMCodecTrainer(trainer.codec, discriminators={}, lm_rvq_layer=5)
