@@ -78,3 +78,45 @@ def test_config_checks(tmp_path):
         load_config(bad)
     assert load_config("training/configs/dmcodec_base.json")["model"]["dimension"] == 1024
     assert keras.backend.backend() in ("tensorflow", "jax", "torch")
+
+
+def test_lm_sm_distillation_trains_through_fit(tmp_path):
+    """Issue 5: a tiny ``lm+sm`` run reads the teacher cache and reports every loss term."""
+    from keras_dmcodec.teachers.cache_test import build_tiny_cache, speech_items
+
+    items = speech_items()[:2]
+    build_tiny_cache(tmp_path / "cache", items)  # tiny teachers: SM 8-d, LM 12-d
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_text("".join(f"{it['path']}\t{it['text']}\n" for it in items))
+    config = json.loads(json.dumps(CONFIG))
+    config["model"]["semantic_dimension"] = 8
+    config["loss"].update(distill="lm+sm", lm_dimension=12)
+    config["data"].update(train=str(corpus), teacher_cache=str(tmp_path / "cache"),
+                          segment_seconds=0.4)
+    config["train"].update(steps=2, steps_per_epoch=1, checkpoint_every=2)
+    result = train(config, tmp_path / "run", verbose=0)
+    history = result["history"]
+    assert result["step"] == 2 and not result["stopped_on_nan"]
+    for name in ("generator_loss", "discriminator_loss", "mel_error", "commitment_loss",
+                 "distill_loss", "sm_distill_loss", "lm_distill_loss"):
+        assert np.all(np.isfinite(history[name])), name
+    assert min(history["sm_distill_loss"]) > 0 and min(history["lm_distill_loss"]) > 0
+    assert history["distill_loss"][-1] == pytest.approx(
+        0.5 * history["sm_distill_loss"][-1] + 0.5 * history["lm_distill_loss"][-1], rel=1e-4)
+
+
+def test_config_extends_a_parent(tmp_path):
+    (tmp_path / "parent.json").write_text(json.dumps(dict(CONFIG, description="parent")))
+    (tmp_path / "child.json").write_text(json.dumps(
+        {"extends": "parent.json", "loss": {"distill": "sm"}, "data": {"batch_size": 4}}))
+    config = load_config(tmp_path / "child.json")
+    assert config["loss"] == {"mel_weights": [45.0, 1.0], "distill": "sm"}
+    assert config["data"]["batch_size"] == 4 and config["data"]["segment_seconds"] == 0.2
+    assert "description" not in config
+    (tmp_path / "loop.json").write_text(json.dumps({"extends": "loop.json"}))
+    with pytest.raises(ValueError, match="loops back"):
+        load_config(tmp_path / "loop.json")
+    for name in ("dmcodec_base_lm.json", "dmcodec_base_sm.json", "dmcodec_base_lm_sm.json"):
+        paper = load_config(f"training/configs/{name}")
+        assert paper["model"]["dimension"] == 1024 and paper["loss"]["distill_weight"] == 120
+        assert paper["loss"]["distill"] in ("lm", "sm", "lm+sm")
