@@ -160,8 +160,11 @@ def encode_stream(model, blocks, n_q=None, chunk_frames=None, context_frames=Non
     buffer_start = 0  # sample index of buffer[0]
     exhausted = False
     start = 0  # first frame of the current chunk
+    # A last chunk shorter than this is merged into the one before: a window of a few
+    # samples is too short for the encoder's reflect padding.
+    min_tail = conv_context_frames(model) + 1
     while True:
-        want = (start + chunk_frames + context_frames) * hop
+        want = (start + chunk_frames + max(context_frames, min_tail)) * hop
         while not exhausted and buffer_start + len(buffer) <= want:
             try:
                 buffer = np.concatenate([buffer, next(blocks)])
@@ -170,8 +173,8 @@ def encode_stream(model, blocks, n_q=None, chunk_frames=None, context_frames=Non
         total = buffer_start + len(buffer)  # the file length once exhausted
         if exhausted and total == 0:
             raise AudioError("audio is empty")
-        if exhausted and total <= (start + chunk_frames) * hop:
-            stop = -(-total // hop)  # last chunk
+        if exhausted and total <= (start + chunk_frames + min_tail) * hop:
+            stop = -(-total // hop)  # last chunk (with a short remainder merged in)
         else:
             stop = start + chunk_frames
         lo = max(0, start - context_frames) * hop
@@ -238,14 +241,17 @@ def decode_stream(model, codes, num_samples=None, chunk_frames=None, context_fra
     num_samples = frames * hop if num_samples is None else int(num_samples)
     if not (frames - 1) * hop < num_samples <= frames * hop:
         raise ValueError(f"num_samples {num_samples} does not fit {frames} frames of {hop}")
-    for start in range(0, frames, chunk_frames):
-        stop = min(frames, start + chunk_frames)
+    min_tail = conv_context_frames(model) + 1  # as in encode_stream
+    start = 0
+    while start < frames:
+        stop = frames if frames - start <= chunk_frames + min_tail else start + chunk_frames
         lo, hi = max(0, start - context_frames), min(frames, stop + context_frames)
         audio = model.decode(codes[None, :, lo:hi])[0]
         block = audio[(start - lo) * hop: (stop - lo) * hop]
         yield block[: max(0, num_samples - start * hop)]
         if progress is not None:
             progress(stop)
+        start = stop
 
 
 def decode_long(model, codes, num_samples=None, chunk_frames=None, context_frames=None,
