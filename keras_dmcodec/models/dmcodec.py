@@ -17,6 +17,10 @@ class _Untracked:
         self.items = {}
 
 
+# Compiled inference functions kept per (kind, n_q[, shape]); the oldest are dropped.
+MAX_COMPILED = 16
+
+
 class _InferenceModel(keras.Model):
     """Runs one of the codec's graph functions through Keras's compiled predict path.
 
@@ -272,12 +276,26 @@ class DMCodec(keras.Model):
         return self.decoder(ops.cast(latents, self.compute_dtype))[..., 0]
 
     # ------------------------------------------------------------- public API
-    def _compiled(self, key, method):
+    def _compiled(self, key, method, shape):
+        """A compiled model for ``key``; on TensorFlow one per input shape as well.
+
+        Keras traces TensorFlow predict functions with ``reduce_retracing``: after a
+        second input shape it retraces for unknown shapes, whose kernels round
+        differently, so codes would depend on which lengths were encoded before
+        (measured: a few frames per file flip). One graph per static shape keeps
+        ``encode`` a pure function of its input. JAX compiles per shape anyway.
+        """
+        if keras.backend.backend() == "tensorflow":
+            key = key + (tuple(shape),)
         models = self._inference.items
-        if key not in models:
-            if not self.built:
-                self.build((None, None))
-            models[key] = _InferenceModel(self, method, name=f"dmcodec_{key[0]}_{key[1]}")
+        if key in models:
+            models[key] = models.pop(key)  # most recently used last
+            return models[key]
+        if not self.built:
+            self.build((None, None))
+        while len(models) >= MAX_COMPILED:
+            models.pop(next(iter(models)))
+        models[key] = _InferenceModel(self, method, name=f"dmcodec_{key[0]}_{key[1]}")
         return models[key]
 
     def _validate_audio(self, audio):
@@ -345,11 +363,12 @@ class DMCodec(keras.Model):
         return self._encode_valid(self._validate_audio(audio), n_q)
 
     def _encode_valid(self, audio, n_q):
-        model = self._compiled(("encode", n_q), lambda x: self.encode_tensor(x, n_q=n_q))
+        model = self._compiled(("encode", n_q), lambda x: self.encode_tensor(x, n_q=n_q),
+                               audio.shape)
         return np.asarray(model.predict_on_batch(audio), dtype="int32")
 
     def _decode_valid(self, codes):
-        model = self._compiled(("decode", codes.shape[1]), self.decode_tensor)
+        model = self._compiled(("decode", codes.shape[1]), self.decode_tensor, codes.shape)
         return np.asarray(model.predict_on_batch(codes), dtype="float32")
 
     def decode(self, codes, num_samples=None):
