@@ -364,7 +364,7 @@ class DMCodecTrainer(keras.Model):
         }
 
     def call(self, inputs, training=False):
-        """All loss terms from the current weights (used by ``evaluate`` and the simultaneous step)."""
+        """All loss terms from the current weights (``evaluate``, the simultaneous step)."""
         audio, targets = self._unpack(inputs)
         out = self.codec(audio, training=training)
         d_loss = self._discriminator_loss(audio, out["audio"], training)
@@ -476,8 +476,7 @@ class DMCodecTrainer(keras.Model):
                 diff = {"audio": out["audio"], "commitment_loss": out["commitment_loss"],
                         "layer_outputs": list(out["layer_outputs"])}
                 return diff
-            mapping = list(zip(g_vars, gv)) + list(zip(d_vars, d_values)) \
-                + list(zip(nt_vars, non_trainable))
+            mapping = _mapping((g_vars, gv), (d_vars, d_values), (nt_vars, non_trainable))
             diff, new_nt = run(mapping, fn)
             return diff, new_nt
 
@@ -485,8 +484,7 @@ class DMCodecTrainer(keras.Model):
 
         # 2. Discriminator step on stop_grad(x_hat).
         def d_loss_fn(dv):
-            mapping = list(zip(g_vars, g_values)) + list(zip(d_vars, dv)) \
-                + list(zip(nt_vars, nt_after_codec))
+            mapping = _mapping((g_vars, g_values), (d_vars, dv), (nt_vars, nt_after_codec))
             return run(mapping, lambda: self._discriminator_loss(audio, diff["audio"], True))
 
         (d_loss, nt_after_d), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_values)
@@ -508,9 +506,9 @@ class DMCodecTrainer(keras.Model):
                 logs = self._generator_losses(audio, out, targets, frozen=False)
                 return logs["generator_loss"], logs
             proj_vars = self._projection_variables()
-            mapping = list(zip(g_vars, g_values)) + list(zip(d_vars, new_d_values)) \
-                + list(zip(nt_vars, nt_after_d)) + list(zip(proj_vars, proj_values))
-            (loss_and_logs), _ = run(_dedupe(mapping), fn)
+            mapping = _mapping((g_vars, g_values), (d_vars, new_d_values), (nt_vars, nt_after_d),
+                               (proj_vars, proj_values))
+            (loss_and_logs), _ = run(mapping, fn)
             return loss_and_logs
 
         proj_vars = self._projection_variables()
@@ -531,7 +529,7 @@ class DMCodecTrainer(keras.Model):
             new_trainable[i] = value
         for i, value in zip(d_index, new_d_values, strict=True):
             new_trainable[i] = value
-        metrics_mapping = list(zip(self.metrics_variables, metric_values))
+        metrics_mapping = list(zip(self.metrics_variables, metric_values, strict=True))
         with keras.StatelessScope(state_mapping=metrics_mapping) as scope:
             results = self._finish(logs, d_loss)
         new_metric_values = [scope.get_current_value(v) for v in self.metrics_variables]
@@ -571,9 +569,11 @@ class DMCodecTrainer(keras.Model):
         return config
 
 
-def _dedupe(mapping):
-    """Keeps the last value for each variable (later entries override earlier ones)."""
+def _mapping(*groups):
+    """``StatelessScope`` state mapping from ``(variables, values)`` groups; for a variable
+    listed twice, the later group's value wins."""
     seen = {}
-    for var, value in mapping:
-        seen[id(var)] = (var, value)
+    for variables, values in groups:
+        for var, value in zip(variables, values, strict=True):
+            seen[id(var)] = (var, value)
     return list(seen.values())
