@@ -6,8 +6,6 @@ A preset directory is what ``save_preset`` writes and ``load_preset`` (or
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 CONFIG_FILE = "config.json"
@@ -108,13 +106,12 @@ def load_preset(preset, load_weights=True, **overrides):
 def save_preset(model, directory, overwrite=False, metadata=None):
     """Writes ``config.json`` + ``model.weights.h5`` to ``directory`` atomically."""
     from keras_dmcodec import __version__
+    from keras_dmcodec.utils.files import atomic_directory
 
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise FileExistsError(f"{directory}: already exists (pass overwrite=True to replace it)")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp_preset_", dir=directory.parent))
-    try:
+    with atomic_directory(directory, prefix=".tmp_preset_") as tmp:
         config = {
             "class_name": "DMCodec",
             "config": model.get_config(),
@@ -125,10 +122,4 @@ def save_preset(model, directory, overwrite=False, metadata=None):
             config["config"].pop(key, None)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         model.save_weights(tmp / WEIGHTS_FILE)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory

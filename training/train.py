@@ -20,10 +20,8 @@ first non-finite loss, keeping the last good checkpoint.
 import argparse
 import json
 import math
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 KEEP_CHECKPOINTS = 3
@@ -150,10 +148,10 @@ def save_checkpoint(trainer, out_dir, step):
     import numpy as np
     from keras import ops
 
+    from keras_dmcodec.utils.files import atomic_directory
+
     root = Path(out_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp_step-", dir=root))
-    try:
+    with atomic_directory(root / f"step-{step}", prefix=".tmp_step-") as tmp:
         trainer.save_weights(tmp / "trainer.weights.h5")  # includes codebooks (EMA state)
         opt_vars = {f"v{i}": np.asarray(v.numpy() if hasattr(v, "numpy") else v)
                     for i, v in enumerate(trainer.optimizer.variables)}
@@ -163,13 +161,6 @@ def save_checkpoint(trainer, out_dir, step):
         np.savez(tmp / "rng.npz", **{f"v{i}": np.asarray(ops.convert_to_numpy(v))
                                      for i, v in enumerate(_seed_states(trainer))})
         (tmp / "state.json").write_text(json.dumps({"step": int(step)}))
-        final = root / f"step-{step}"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for _, old in _checkpoints(out_dir)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return root / f"step-{step}"

@@ -24,7 +24,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -105,6 +104,7 @@ def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
 
     from keras_dmcodec.presets import load_preset
     from keras_dmcodec.tokens import codebook_fingerprint, config_fingerprint
+    from keras_dmcodec.utils.files import atomic_directory
 
     if keras.backend.backend() != "tensorflow":
         raise ExportError("_export_here needs the TensorFlow backend")
@@ -120,10 +120,7 @@ def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
     def decode(codes):
         return {"audio": model.decode_tensor(codes)}
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp_{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_directory(Path(out_dir)) as tmp:
         saved = tmp / "saved_model"
         # A bare tf.Module holding the variables: saving the Keras model itself would also
         # trace its own tf.functions with unknown lengths, which unrolled LSTMs reject.
@@ -164,12 +161,6 @@ def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
             preset=str(preset), version=__version__,
         )
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -26,3 +26,26 @@ def atomic_output(path):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path, prefix=None):
+    """Yields a temporary folder beside ``path``; on success it replaces ``path`` whole.
+
+    Used for outputs made of several files (presets, checkpoints, exports): an
+    interrupted write leaves the previous ``path`` untouched and no partial folder.
+    An existing ``path`` is removed only after everything was written.
+    """
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix or f".tmp_{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -15,3 +15,20 @@ def test_atomic_output_renames_on_success_and_cleans_up_on_error(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "done"
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.npz"]
+
+
+def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
+    from keras_dmcodec.utils.files import atomic_directory
+
+    target = tmp_path / "preset"
+    with atomic_directory(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as tmp:
+            (tmp / "b.txt").write_text("half")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    with atomic_directory(target) as tmp:
+        (tmp / "c.txt").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["c.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preset"]
