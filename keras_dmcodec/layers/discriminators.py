@@ -32,6 +32,21 @@ def _leaky_conv_stack(convs, conv_post, x, training):
     return ops.reshape(x, (ops.shape(x)[0], -1)), fmaps
 
 
+def _build_convs(convs, in_channels, rank):
+    """Builds a conv chain eagerly from its input channel count.
+
+    Container layers build their convs this way instead of through Keras's
+    default symbolic build: that runs ``DiscriminatorConv.build`` inside a traced
+    graph, where the weight-norm gain cannot be read off the new kernel, so the
+    build failed half-way and was retried, leaving an orphan ``kernel_v`` that
+    received no gradient (the first weight-normed conv of every sub-discriminator).
+    """
+    for conv in convs:
+        if not conv.built:
+            conv.build((None,) * (rank + 1) + (in_channels,))
+        in_channels = conv.filters
+
+
 @keras.saving.register_keras_serializable(package="keras_dmcodec")
 class DiscriminatorConv(keras.layers.Layer):
     """1-D or 2-D convolution with symmetric zero padding and weight or spectral norm.
@@ -186,6 +201,10 @@ class PeriodDiscriminator(keras.layers.Layer):
         self.conv_post = DiscriminatorConv(1, (3, 1), padding=(1, 0), norm=norm, rank=2,
                                            name="conv_post")
 
+    def build(self, input_shape):
+        _build_convs(self.convs + [self.conv_post], 1, rank=2)
+        self.built = True
+
     def call(self, audio, training=False):
         length = audio.shape[1]
         if length is None:
@@ -224,6 +243,11 @@ class MultiPeriodDiscriminator(keras.layers.Layer):
         self.channels = [int(c) for c in channels]
         self.discriminators = [PeriodDiscriminator(p, self.channels, name=f"period_{p}")
                                for p in self.periods]
+
+    def build(self, input_shape):
+        for d in self.discriminators:
+            d.build(input_shape)
+        self.built = True
 
     def call(self, audio, training=False):
         return [d(audio, training=training) for d in self.discriminators]
@@ -269,6 +293,10 @@ class ScaleDiscriminator(keras.layers.Layer):
             in_ch = c
         self.conv_post = DiscriminatorConv(1, 3, padding=1, norm=norm, name="conv_post")
 
+    def build(self, input_shape):
+        _build_convs(self.convs + [self.conv_post], 1, rank=1)
+        self.built = True
+
     def call(self, audio, training=False):
         return _leaky_conv_stack(self.convs, self.conv_post, ops.expand_dims(audio, -1),
                                  training)
@@ -310,6 +338,11 @@ class MultiScaleDiscriminator(keras.layers.Layer):
         # torch AvgPool1d(4, 2, padding=2) with count_include_pad=True: zero pad, then mean.
         x = ops.pad(ops.expand_dims(audio, -1), [[0, 0], [2, 2], [0, 0]])
         return ops.average_pool(x, 4, strides=2, padding="valid")[..., 0]
+
+    def build(self, input_shape):
+        for d in self.discriminators:
+            d.build(input_shape)
+        self.built = True
 
     def call(self, audio, training=False):
         outputs = []
@@ -364,6 +397,10 @@ class STFTDiscriminator(keras.layers.Layer):
         self.convs = convs
         self.conv_post = DiscriminatorConv(1, (3, 3), padding=(1, 1), rank=2, name="conv_post")
 
+    def build(self, input_shape):
+        _build_convs(self.convs + [self.conv_post], 2, rank=2)  # real and imaginary parts
+        self.built = True
+
     def call(self, audio, training=False):
         real, imag = ops.stft(audio, self.n_fft, self.hop_length, self.n_fft, window="hann",
                               center=False)
@@ -411,6 +448,11 @@ class MultiScaleSTFTDiscriminator(keras.layers.Layer):
             STFTDiscriminator(self.filters, n, h, name=f"stft_{n}")
             for n, h in zip(self.n_ffts, self.hop_lengths, strict=True)
         ]
+
+    def build(self, input_shape):
+        for d in self.discriminators:
+            d.build(input_shape)
+        self.built = True
 
     def call(self, audio, training=False):
         return [d(audio, training=training) for d in self.discriminators]

@@ -74,3 +74,25 @@ def test_period_discriminator_needs_static_length_and_serializes():
     assert clone.get_config() == d.get_config()
     s = STFTDiscriminator(filters=4, n_fft=64, hop_length=16)
     assert STFTDiscriminator.from_config(s.get_config()).get_config() == s.get_config()
+
+
+def test_every_discriminator_weight_is_unique_and_gets_a_gradient():
+    """No orphan variables: each trainable weight is used (and so receives a gradient)."""
+    import keras as _keras
+
+    from keras_dmcodec.layers.discriminators import (
+        MultiPeriodDiscriminator,
+        MultiScaleDiscriminator,
+        MultiScaleSTFTDiscriminator,
+    )
+
+    for disc in (MultiPeriodDiscriminator(periods=[2, 3], channels=[4, 8]),
+                 MultiScaleDiscriminator(num_scales=2, channels=[8] * 7),
+                 MultiScaleSTFTDiscriminator(filters=4, n_ffts=[256, 128],
+                                             hop_lengths=[64, 32])):
+        disc(_keras.ops.zeros((1, 1600)))
+        paths = [v.path for v in disc.trainable_variables]
+        assert len(paths) == len(set(paths)), sorted(p for p in paths if paths.count(p) > 1)
+        per_conv = {p.rsplit("/", 1)[0] for p in paths}
+        # weight norm: kernel_v, kernel_g, bias; spectral norm / none: kernel, bias
+        assert len(paths) <= 3 * len(per_conv)
