@@ -123,4 +123,4 @@ def test_batch_of_different_lengths_equals_one_by_one(codec_and_audio):
     for codes, n, wave in zip(batched, lengths, decoded, strict=True):
         alone = model.decode(codes[None], num_samples=n)[0]
         # Batched float kernels may round differently from batch 1 (TF's oneDNN does).
-        np.testing.assert_allclose(wave, alone, atol=1e-6 * np.abs(alone).max())
+        np.testing.assert_allclose(wave, alone, atol=1e-5 * np.abs(alone).max())
