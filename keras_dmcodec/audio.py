@@ -41,6 +41,24 @@ def resample(audio, orig_sr, target_sr):
     return librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq")
 
 
+def open_with_soundfile(path, opener):
+    """``opener(str(path))`` (a soundfile call) with one-line ``AudioError``s for bad input.
+
+    Missing paths, directories and files libsndfile cannot read (corrupt,
+    truncated, unsupported format) all become ``AudioError("<path>: ...")``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, expected an audio file")
+    try:
+        return opener(str(path))
+    except Exception as err:  # libsndfile raises several types for bad files
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise AudioError(f"{path}: cannot read audio ({reason})") from None
+
+
 def load_audio(path, sample_rate=None):
     """Reads an audio file as mono float32, downmixing channels and optionally resampling.
 
@@ -57,15 +75,8 @@ def load_audio(path, sample_rate=None):
     import soundfile as sf
 
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, expected an audio file")
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile raises several types for bad files
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise AudioError(f"{path}: cannot read audio ({reason})") from None
+    data, sr = open_with_soundfile(
+        path, lambda name: sf.read(name, dtype="float32", always_2d=True))
     if data.shape[0] == 0:
         raise AudioError(f"{path}: audio is empty")
     audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]

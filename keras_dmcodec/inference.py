@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_dmcodec.audio import AudioError
+from keras_dmcodec.audio import AudioError, open_with_soundfile
 
 DEFAULT_CHUNK_SECONDS = 30.0
 DEFAULT_CONTEXT_SECONDS = 1.0
@@ -99,15 +99,7 @@ def iter_file_blocks(path, sample_rate, block_seconds=10.0):
     import soundfile as sf
 
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, expected an audio file")
-    try:
-        handle = sf.SoundFile(str(path))
-    except Exception as err:  # libsndfile raises several types for bad files
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise AudioError(f"{path}: cannot read audio ({reason})") from None
+    handle = open_with_soundfile(path, sf.SoundFile)
     with handle:
         rate = handle.samplerate
         stream = None
