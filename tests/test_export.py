@@ -92,3 +92,19 @@ def test_onnx_parity(exported):
     out, model, audio = exported
     codec = OnnxCodec(out)
     _check(codec.encode, codec.decode, model, audio)
+
+
+def test_onnx_takes_any_length(exported):
+    """The ONNX graphs are dynamic in time (native LSTM, no unrolling): a clip of another
+    length than the static TFLite window gives the Keras model's codes and audio."""
+    from keras_dmcodec.export import OnnxCodec
+
+    out, model, audio = exported
+    manifest = json.loads((out / "export.json").read_text())
+    assert "any length" in manifest["onnx"]["encode"]
+    codec = OnnxCodec(out)
+    clip = np.concatenate([audio[0], audio[1][:, :1234]], axis=-1)  # 5234 samples, 17 frames
+    codes = codec.encode(clip)
+    assert codes.shape == (1, 4, 17)
+    assert np.mean(codes == model.encode(clip)) >= 0.999
+    np.testing.assert_allclose(codec.decode(codes), model.decode(codes), atol=1e-4)

@@ -305,9 +305,14 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     parser.add_argument("--steps", type=int, default=None, help="override train.steps")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="Keras fit verbosity: 1 progress bar, 2 one line per epoch "
+                             "(for logs of background runs), 0 silent (default: auto)")
     args = parser.parse_args(argv)
+    verbose = "auto" if args.verbose is None else args.verbose
     try:
-        result = train(load_config(args.config), args.out, resume=args.resume, steps=args.steps)
+        result = train(load_config(args.config), args.out, resume=args.resume, steps=args.steps,
+                       verbose=verbose)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 1

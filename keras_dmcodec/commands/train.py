@@ -9,6 +9,8 @@ def register(subparsers):
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in --out")
     parser.add_argument("--steps", type=int, default=None, help="override train.steps")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="1 progress bar, 2 one line per epoch (logs), 0 silent")
     parser.set_defaults(handler=run)
 
 
@@ -20,4 +22,6 @@ def run(args):
         argv.append("--resume")
     if args.steps is not None:
         argv += ["--steps", str(args.steps)]
+    if args.verbose is not None:
+        argv += ["--verbose", str(args.verbose)]
     return main(argv)

@@ -138,13 +138,8 @@ def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
                 files["tflite_int8"] = "codec_int8.tflite"
                 (tmp / "codec_int8.tflite").write_bytes(_to_tflite(saved, int8=True))
         if "onnx" in formats:
-            import tf2onnx
-
-            for name, fn, spec in (("encode", encode, audio_spec), ("decode", decode, codes_spec)):
-                function = tf.function(fn, input_signature=[spec])
-                tf2onnx.convert.from_function(function, input_signature=[spec], opset=opset,
-                                              output_path=str(tmp / f"{name}.onnx"))
-                files[f"onnx_{name}"] = f"{name}.onnx"
+            _to_onnx(preset, tmp, n_q, opset)
+            files.update(onnx_encode="encode.onnx", onnx_decode="decode.onnx")
         if "saved_model" not in formats:
             shutil.rmtree(saved)
         from keras_dmcodec import __version__
@@ -157,11 +152,41 @@ def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
                         "frames]"),
             decode=dict(input="codes int32 [1, n_q, frames]", output="audio float32 [1, "
                         "frames * hop_length]"),
+            onnx=dict(encode="audio float32 [1, any length] -> codes int32 [1, n_q, "
+                      "ceil(length / hop_length)]", decode="codes int32 [1, n_q, any frames] "
+                      "-> audio float32 [1, frames * hop_length]"),
             config_hash=config_fingerprint(model), codebook_hash=codebook_fingerprint(model),
             preset=str(preset), version=__version__,
         )
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _to_onnx(preset, out_dir, n_q, opset):
+    """Writes ``encode.onnx`` / ``decode.onnx`` with a dynamic number of samples / frames.
+
+    ONNX has a native LSTM (tf2onnx rewrites Keras's while loop into it), so these
+    come from a model whose LSTMs are *not* unrolled: any length runs, and the
+    conversion stays small. Converting the unrolled static graph instead took
+    5-8 GiB of memory for a 1 s window of the 34 M-parameter configuration and grew
+    with the window (over 24 GiB at 50 frames), because tf2onnx materialises every
+    unrolled step.
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    from keras_dmcodec.presets import load_preset
+
+    model = load_preset(preset)
+    audio_spec = tf.TensorSpec([1, None], tf.float32, name="audio")
+    codes_spec = tf.TensorSpec([1, n_q, None], tf.int32, name="codes")
+    for name, fn, spec in (
+        ("encode", lambda audio: {"codes": _rvq_encode_tf(model, audio, n_q)}, audio_spec),
+        ("decode", lambda codes: {"audio": model.decode_tensor(codes)}, codes_spec),
+    ):
+        function = tf.function(fn, input_signature=[spec])
+        tf2onnx.convert.from_function(function, input_signature=[spec], opset=opset,
+                                      output_path=str(Path(out_dir) / f"{name}.onnx"))
 
 
 def _rvq_encode_tf(model, audio, n_q):
