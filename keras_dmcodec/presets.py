@@ -26,10 +26,11 @@ PRESETS = {
         ),
     },
     "dmcodec_small": {
-        "description": "CPU-sized DM-Codec (16 kHz, 8 x 1024 codes at 50 Hz, 384-d teacher "
-        "projection for MiniLM / Whisper-tiny teachers).",
+        "description": "CPU-sized DM-Codec (16 kHz, 8 x 1024 codes at 50 Hz = 4 kbit/s, "
+        "n_filters 16, 256-d latent, 384-d teacher projection for the MiniLM / Whisper tiny.en "
+        "teachers); trained weights ship in saved_models/dmcodec_small.",
         "config": dict(
-            sample_rate=16000, n_filters=32, ratios=[8, 5, 4, 2], dimension=512,
+            sample_rate=16000, n_filters=16, ratios=[8, 5, 4, 2], dimension=256,
             semantic_dimension=384, n_q=8, codebook_size=1024, lstm_layers=2,
             bidirectional=True, dilation_base=2, residual_kernel_size=3, n_residual_layers=1,
         ),

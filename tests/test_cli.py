@@ -152,7 +152,7 @@ def test_bad_inputs_give_one_line_errors(workspace):
         "already exists": ["encode", str(root / "in" / "a.wav"), "-o", str(root / "tokens"),
                            *model],
         "no trained weights ship": ["encode", str(root / "in" / "a.wav"), "-o",
-                                    str(bad / "o12"), "--model", "dmcodec_small"],
+                                    str(bad / "o12"), "--model", "dmcodec_base"],
         "n_q must be an integer in [1, 4]": ["encode", str(root / "in" / "a.wav"), "-o",
                                             str(bad / "o13"), *model, "--n-q", "9"],
     }

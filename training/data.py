@@ -228,7 +228,8 @@ def make_dataset(sources, sample_rate=16000, segment_seconds=3.0, batch_size=6, 
         start_step: int. First batch (for ``--resume``).
         shuffle: bool. New utterance order per pass (False: sorted order).
         num_parallel_calls: loader parallelism (default: tf.data AUTOTUNE).
-        teacher_cache: str/Path of a ``dmcodec cache-teachers`` directory, or None.
+        teacher_cache: str/Path of a ``dmcodec cache-teachers`` directory,
+            ``{"sm": dir, "lm": dir}`` to take each teacher from its own cache, or None.
         distill: "none", "lm", "sm" or "lm+sm": which teacher features the batches carry.
         hop: int. Codec hop in samples (320).
 
@@ -246,9 +247,9 @@ def make_dataset(sources, sample_rate=16000, segment_seconds=3.0, batch_size=6, 
                          "`dmcodec cache-teachers`)")
     cache = None
     if teachers:
-        from keras_dmcodec.teachers.cache import TeacherCache
+        from keras_dmcodec.teachers.cache import open_teacher_cache
 
-        cache = TeacherCache(teacher_cache)
+        cache = open_teacher_cache(teacher_cache)
     items = list_corpus(sources)
     segment = int(round(segment_seconds * sample_rate)) // hop * hop
     if segment <= 0:

@@ -120,3 +120,23 @@ def test_config_extends_a_parent(tmp_path):
         paper = load_config(f"training/configs/{name}")
         assert paper["model"]["dimension"] == 1024 and paper["loss"]["distill_weight"] == 120
         assert paper["loss"]["distill"] in ("lm", "sm", "lm+sm")
+
+
+def test_ship_writes_a_checkpoint_as_a_preset(config, tmp_path):
+    from keras_dmcodec import DMCodec
+    from training.ship import main as ship_main
+
+    train(config, tmp_path / "run", verbose=0)
+    assert ship_main(["--run", str(tmp_path / "run"), "--step", "2", "--out",
+                      str(tmp_path / "preset")]) == 0
+    meta = json.loads((tmp_path / "preset" / "config.json").read_text())["metadata"]
+    assert meta["step"] == 2 and meta["distill"] == "none" and meta["discriminators"] == ["msd"]
+    shipped = DMCodec.from_preset(tmp_path / "preset")
+    trainer = build_trainer(config)
+    load_checkpoint(trainer, tmp_path / "run" / "checkpoints" / "step-2")
+    audio = np.random.default_rng(1).normal(size=(1, 3200)).astype("float32") * 0.1
+    np.testing.assert_array_equal(shipped.encode(audio), trainer.codec.encode(audio))
+    # no silent overwrite, and a clear error for a missing step
+    assert ship_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "preset")]) == 1
+    assert ship_main(["--run", str(tmp_path / "run"), "--step", "3", "--out",
+                      str(tmp_path / "other")]) == 1

@@ -314,3 +314,64 @@ class TeacherCache:
             if key in out and out[key].ndim != 2:
                 raise ValueError(f"{file}: {key} must be [frames, dim], got {out[key].shape}")
         return out
+
+
+class SplitTeacherCache:
+    """Reads the SM targets from one cache and the LM targets from another.
+
+    For experiments that change one teacher's targets without recomputing the
+    other's (e.g. the same Whisper features with word-aligned vs positional
+    MiniLM targets). Same interface as ``TeacherCache``.
+
+    Args:
+        sm: str or Path. Cache directory providing ``sm_features``.
+        lm: str or Path. Cache directory providing ``lm_features`` / ``lm_mask``.
+
+    Example:
+    >>> cache = SplitTeacherCache(sm="cache_aligned", lm="cache_positional")  # doctest: +SKIP
+    """
+
+    def __init__(self, sm, lm):
+        self.sm_cache, self.lm_cache = TeacherCache(sm), TeacherCache(lm)
+        if not self.sm_cache.sm_dimension:
+            raise ValueError(f"{self.sm_cache.root}: has no SM teacher features")
+        if not self.lm_cache.lm_dimension:
+            raise ValueError(f"{self.lm_cache.root}: has no LM teacher features")
+        self.root = f"sm={self.sm_cache.root}, lm={self.lm_cache.root}"
+        self.settings = {"sm": self.sm_cache.settings, "lm": self.lm_cache.settings}
+        self.no_transcript = self.lm_cache.no_transcript
+
+    @property
+    def sm_dimension(self):
+        return self.sm_cache.sm_dimension
+
+    @property
+    def lm_dimension(self):
+        return self.lm_cache.lm_dimension
+
+    def load(self, audio_path):
+        """As ``TeacherCache.load``; None when the utterance is in neither cache."""
+        sm, lm = self.sm_cache.load(audio_path), self.lm_cache.load(audio_path)
+        if sm is None and lm is None:
+            return None
+        out = {"num_samples": (sm or lm)["num_samples"]}
+        if sm is not None and lm is not None and sm["num_samples"] != lm["num_samples"]:
+            raise ValueError(f"{audio_path}: the SM and LM caches disagree on its length "
+                             f"({sm['num_samples']} vs {lm['num_samples']} samples)")
+        if sm is not None and "sm_features" in sm:
+            out["sm_features"] = sm["sm_features"]
+        for key in ("lm_features", "lm_mask"):
+            if lm is not None and key in lm:
+                out[key] = lm[key]
+        return out
+
+
+def open_teacher_cache(spec):
+    """``TeacherCache`` for a directory, ``SplitTeacherCache`` for ``{"sm": dir, "lm": dir}``."""
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"sm", "lm"}
+        if unknown or set(spec) != {"sm", "lm"}:
+            raise ValueError(f"a split teacher cache needs exactly the keys 'sm' and 'lm', got "
+                             f"{sorted(spec)}")
+        return SplitTeacherCache(spec["sm"], spec["lm"])
+    return TeacherCache(spec)

@@ -158,3 +158,25 @@ def test_cache_teachers_command_with_a_keras_hub_preset(tmp_path, capsys):
     assert got["lm_features"].shape[1] == 12 and "sm_features" not in got
     assert cli.main(args[:-2] + ["--layer", "x"]) == 1
     assert "layer must be" in capsys.readouterr().err
+
+
+def test_split_cache_takes_each_teacher_from_its_own_cache(tmp_path):
+    from keras_dmcodec.teachers.cache import SplitTeacherCache, open_teacher_cache
+
+    sm, lm = tiny_teachers()
+    items = speech_items()[:2]
+    build_cache(items, tmp_path / "sm", sm_teacher=sm, root=SPEECH)
+    build_tiny_cache(tmp_path / "both", items)  # positional LM + SM
+    split = open_teacher_cache({"sm": str(tmp_path / "sm"), "lm": str(tmp_path / "both")})
+    assert isinstance(split, SplitTeacherCache)
+    assert (split.sm_dimension, split.lm_dimension) == (8, 12)
+    got, both = split.load(items[0]["path"]), TeacherCache(tmp_path / "both").load(items[0]["path"])
+    np.testing.assert_array_equal(got["lm_features"], both["lm_features"])
+    np.testing.assert_array_equal(got["lm_mask"], both["lm_mask"])
+    np.testing.assert_array_equal(got["sm_features"],
+                                  TeacherCache(tmp_path / "sm").load(items[0]["path"])["sm_features"])
+    assert split.load(speech_items()[3]["path"]) is None
+    with pytest.raises(ValueError, match="has no LM teacher features"):
+        SplitTeacherCache(tmp_path / "sm", tmp_path / "sm")
+    with pytest.raises(ValueError, match="exactly the keys"):
+        open_teacher_cache({"sm": str(tmp_path / "sm")})

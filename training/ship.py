@@ -1,0 +1,97 @@
+"""Turns a training checkpoint into a preset directory (e.g. the shipped default model).
+
+    python -m training.ship --run runs/dmcodec_small [--step N] --out saved_models/dmcodec_small \
+        [--force]
+
+Reads ``<run>/config.json`` (written by ``training.train``) and
+``<run>/checkpoints/step-<N>/trainer.weights.h5`` (the newest when ``--step`` is not
+given), rebuilds the trainer, and writes the codec alone with ``save_preset`` (atomically).
+The preset's ``metadata`` records the step, the distillation mode, the teacher cache
+settings and the training data, so a model card can be checked against it.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def checkpoint_dir(run, step=None):
+    """``(step, path)`` of a run's checkpoint: ``step`` or the newest."""
+    from training.train import _checkpoints
+
+    found = _checkpoints(run)
+    if not found:
+        raise FileNotFoundError(f"{run}: no checkpoints")
+    if step is None:
+        return found[-1]
+    for number, path in found:
+        if number == int(step):
+            return number, path
+    raise FileNotFoundError(f"{run}: no checkpoint for step {step} (have "
+                            f"{[n for n, _ in found]})")
+
+
+def codec_from_checkpoint(run, step=None):
+    """``(codec, config, step)`` restored from a run directory."""
+    from training.train import build_trainer
+
+    run = Path(run)
+    config_path = run / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run}: no config.json (not a training.train output directory)")
+    config = json.loads(config_path.read_text())
+    step, path = checkpoint_dir(run, step)
+    trainer = build_trainer(config)
+    trainer.load_weights(path / "trainer.weights.h5")
+    return trainer.codec, config, step
+
+
+def _teacher_settings(spec):
+    from keras_dmcodec.teachers.cache import open_teacher_cache
+
+    if not spec:
+        return None
+    try:
+        return open_teacher_cache(spec).settings
+    except (FileNotFoundError, ValueError):
+        return {"cache": spec, "note": "cache not found at ship time"}
+
+
+def ship(run, out, step=None, overwrite=False):
+    """Writes the codec of ``run`` (at ``step``) to the preset directory ``out``."""
+    codec, config, step = codec_from_checkpoint(run, step)
+    loss = config.get("loss", {})
+    metadata = {
+        "step": int(step),
+        "distill": loss.get("distill") or "none",
+        "train_data": config["data"].get("train"),
+        "segment_seconds": config["data"].get("segment_seconds"),
+        "batch_size": config["data"].get("batch_size"),
+        "discriminators": sorted(config.get("discriminators") or {}),
+        "teachers": _teacher_settings(config["data"].get("teacher_cache"))
+        if loss.get("distill") not in (None, "none") else None,
+        "training_config": config.get("description", ""),
+    }
+    codec.save_to_preset(out, overwrite=overwrite, metadata=metadata)
+    return out, metadata
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__)
+    parser.add_argument("--run", required=True, help="training output directory")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
+    parser.add_argument("--out", required=True, help="preset directory to write")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    args = parser.parse_args(argv)
+    try:
+        out, metadata = ship(args.run, args.out, args.step, overwrite=args.force)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} (step {metadata['step']}, distill {metadata['distill']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
