@@ -125,8 +125,11 @@ def build_trainer(config):
         lr = opt.get("learning_rate", 1e-4)
         if opt.get("schedule", "cosine") == "cosine":
             lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=config["train"]["steps"])
+        # Optional global-norm gradient clipping (not in the reference), applied by each
+        # optimizer to its own gradients (codec and discriminators separately).
         return keras.optimizers.Adam(lr, beta_1=opt.get("beta_1", 0.9),
-                                     beta_2=opt.get("beta_2", 0.99))
+                                     beta_2=opt.get("beta_2", 0.99),
+                                     global_clipnorm=opt.get("global_clipnorm"))
 
     trainer.compile(optimizer=adam(), discriminator_optimizer=adam())
     return trainer

@@ -26,9 +26,14 @@ def _crop(features, targets, mask, frame0_only):
 
 def _cosine(a, b, axis):
     # torch.nn.functional.cosine_similarity: dot / max(|a| * |b|, eps), eps = 1e-8.
+    # Each squared norm is clamped *before* the square root: sqrt's gradient at 0 is
+    # infinite, and an all-zero series (a crop whose frames are all masked out, e.g.
+    # silence under word alignment) would otherwise give 0 * inf = NaN gradients even
+    # though the loss itself is finite. Same values as torch for non-degenerate inputs.
     dot = ops.sum(a * b, axis=axis)
-    norms = ops.sqrt(ops.sum(a * a, axis=axis)) * ops.sqrt(ops.sum(b * b, axis=axis))
-    return dot / ops.maximum(norms, 1e-8)
+    norm_a = ops.sqrt(ops.maximum(ops.sum(a * a, axis=axis), 1e-16))
+    norm_b = ops.sqrt(ops.maximum(ops.sum(b * b, axis=axis), 1e-16))
+    return dot / ops.maximum(norm_a * norm_b, 1e-8)
 
 
 def d_axis_distill_loss(features, targets, mask=None, frame0_only=False):

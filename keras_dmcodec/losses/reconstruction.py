@@ -66,7 +66,8 @@ class MelSpectrogram(keras.layers.Layer):
         x = ops.pad(ops.cast(audio, "float32"), [[0, 0], [pad, pad]], mode="reflect")
         real, imag = ops.stft(x, self.win_length, self.hop_length, self.n_fft, window="hann",
                               center=False)
-        magnitude = ops.sqrt(real * real + imag * imag) + 1e-9
+        # Clamped under the root: sqrt has an infinite gradient at an exactly-zero bin.
+        magnitude = ops.sqrt(ops.maximum(real * real + imag * imag, 1e-18)) + 1e-9
         mel = ops.matmul(magnitude, ops.convert_to_tensor(self._filters))
         return ops.log(ops.maximum(mel, 1e-5))
 
