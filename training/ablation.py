@@ -1,0 +1,183 @@
+"""The distillation ablation of issue 9: same architecture, data, seed and steps, five targets.
+
+    python -m training.ablation --steps 1500 --out runs/ablation \
+        --data data/tts_corpus/test [--variants none lm sm lm_sm lm_sm_positional] \
+        [--report saved_models/dmcodec_small]
+
+For each variant, ``training/configs/ablation/small_<variant>.json`` (all extend the default
+model's ``dmcodec_small_lm_sm.json``; ``lm_sm`` is that config unchanged) is trained for
+``--steps`` steps into ``<out>/<variant>`` (``python -m training.train``, one process each;
+a variant that already has its step-``N`` checkpoint is not retrained, an interrupted one
+resumes), shipped as the preset ``<out>/presets/ablation_<variant>``, and all presets are
+evaluated together on the held-out split with ``dmcodec evaluate`` at 8 codebooks
+(resumable). The report (``ablation.md`` + ``ablation.png``) gives WER, WIL, STOI, ViSQOL,
+PESQ and the WER change relative to ``none``, whichever way it points.
+
+Every variant keeps the default config's cosine schedule (defined over its 30 k steps), so
+the step-``N`` models are the same as the first ``N`` steps of a full run.
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = ("none", "lm", "sm", "lm_sm", "lm_sm_positional")
+DESCRIPTIONS = {
+    "none": "no distillation",
+    "lm": "LM only (MiniLM, word-aligned)",
+    "sm": "SM only (Whisper tiny.en encoder)",
+    "lm_sm": "LM + SM, word-aligned text (ours)",
+    "lm_sm_positional": "LM + SM, positional text pairing (reference)",
+}
+
+
+def config_path(variant):
+    return ROOT / "training" / "configs" / "ablation" / f"small_{variant}.json"
+
+
+def _run(argv, log):
+    print("$", " ".join(map(str, argv)), flush=True)
+    with open(log, "a") as handle:
+        result = subprocess.run([str(a) for a in argv], stdout=handle, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if result.returncode != 0:
+        raise RuntimeError(f"{argv[2] if len(argv) > 2 else argv[0]} failed "
+                           f"(exit {result.returncode}); see {log}")
+
+
+def train_variant(variant, steps, out):
+    """Trains (or resumes) one variant to ``steps``; returns its run directory."""
+    from training.train import _checkpoints
+
+    run = Path(out) / variant
+    done = {n for n, _ in _checkpoints(run)} if run.exists() else set()
+    if steps in done:
+        print(f"{variant}: step {steps} already trained")
+        return run
+    argv = [sys.executable, "-m", "training.train", "--config", config_path(variant), "--out",
+            run, "--steps", steps, "--verbose", "2"]
+    if done:
+        argv.append("--resume")
+    run.mkdir(parents=True, exist_ok=True)
+    _run(argv, run / "train.log")
+    return run
+
+
+def ship_variant(variant, steps, out):
+    from training.ship import ship
+
+    preset = Path(out) / "presets" / f"ablation_{variant}"
+    ship(Path(out) / variant, preset, step=steps, overwrite=True)
+    return preset
+
+
+def evaluate(presets, data, out):
+    argv = [sys.executable, "-m", "keras_dmcodec", "evaluate", "--data", data, "--n-q", "8",
+            "-o", Path(out) / "eval", "--no-progress"]
+    for preset in presets:
+        argv += ["--model", preset]
+    _run(argv, Path(out) / "eval.log")
+    return json.loads((Path(out) / "eval" / "results.json").read_text())
+
+
+def _fmt(value, spec):
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else format(value, spec)
+
+
+def report(results, steps, report_dir, data):
+    """Writes ``ablation.md`` and ``ablation.png``; returns the Markdown text."""
+    rows = {row["label"]: row for row in results["summary"]}
+    original = next((r for r in results["summary"] if r["label"].startswith("Original")), None)
+    base = rows.get("ablation_none")
+    lines = [
+        f"# Distillation ablation ({steps} steps each, held-out test split)",
+        "",
+        f"Same architecture (`dmcodec_small`), data, seed, schedule and {steps} training steps; "
+        f"only the distillation target differs. Evaluated with `dmcodec evaluate` on `{data}` "
+        "(unseen sentences and two unseen voices) at 8 codebooks (4 kbit/s); ASR judge Whisper "
+        "tiny.en. Produced by `python -m training.ablation`.",
+        "",
+        "| variant | WER % | WIL % | WER vs none | STOI | ViSQOL | PESQ | mel dist. |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    if original:
+        lines.append(f"| original audio (judge's own error) | {original['wer']:.2f} | "
+                     f"{original['wil']:.2f} | | {_fmt(original['stoi'], '.3f')} | "
+                     f"{_fmt(original['visqol'], '.3f')} | {_fmt(original['pesq'], '.2f')} | |")
+    plotted = []
+    for variant in VARIANTS:
+        row = rows.get(f"ablation_{variant}")
+        if row is None:
+            continue
+        rel = ""
+        if base is not None and base["wer"] > 0:
+            rel = f"{100 * (row['wer'] - base['wer']) / base['wer']:+.1f} %"
+        lines.append(f"| {DESCRIPTIONS[variant]} | {row['wer']:.2f} | {row['wil']:.2f} | {rel} | "
+                     f"{_fmt(row['stoi'], '.3f')} | {_fmt(row['visqol'], '.3f')} | "
+                     f"{_fmt(row['pesq'], '.2f')} | {_fmt(row['mel_distance'], '.3f')} |")
+        plotted.append((variant, row))
+    text = "\n".join(lines) + "\n"
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "ablation.md").write_text(text)
+    _plot(plotted, original, steps, report_dir / "ablation.png")
+    return text
+
+
+def _plot(plotted, original, steps, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [v for v, _ in plotted]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, key, title in zip(axes, ("wer", "stoi", "visqol"), ("WER % (lower is better)",
+                                                                  "STOI", "ViSQOL"), strict=True):
+        values = [row[key] for _, row in plotted]
+        ax.bar(range(len(values)), values, color=["#999999", "#4c72b0", "#55a868", "#c44e52",
+                                                  "#8172b2"][: len(values)])
+        if original is not None and original.get(key) is not None:
+            ax.axhline(original[key], color="k", linestyle="--", linewidth=1, label="original")
+            ax.legend(loc="lower right", fontsize=7)
+        ax.set_xticks(range(len(values)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(f"Distillation ablation, dmcodec_small, {steps} steps, 8 codebooks", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m training.ablation", description=__doc__)
+    parser.add_argument("--steps", type=int, required=True, help="training steps per variant")
+    parser.add_argument("--out", default="runs/ablation", help="runs, presets and evaluation")
+    parser.add_argument("--data", default="data/tts_corpus/test", help="held-out split")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--report", default=None,
+                        help="folder for ablation.md / ablation.png (default: --out)")
+    parser.add_argument("--train-only", action="store_true", help="train and ship, no evaluation")
+    args = parser.parse_args(argv)
+    try:
+        presets = []
+        for variant in args.variants:
+            train_variant(variant, args.steps, args.out)
+            presets.append(ship_variant(variant, args.steps, args.out))
+        if args.train_only:
+            return 0
+        results = evaluate(presets, args.data, args.out)
+    except (RuntimeError, FileNotFoundError, ValueError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(report(results, args.steps, args.report or args.out, args.data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
