@@ -123,8 +123,15 @@ def build_trainer(config):
         # The reference's two optimizers (optim_g, optim_d): Adam lr 1e-4, betas (0.9, 0.99),
         # weight decay 0, CosineAnnealingLR stepped once per training step.
         lr = opt.get("learning_rate", 1e-4)
+        warmup = int(opt.get("warmup_steps", 0))  # linear warm-up (not in the reference)
         if opt.get("schedule", "cosine") == "cosine":
-            lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=config["train"]["steps"])
+            if warmup:
+                lr = keras.optimizers.schedules.CosineDecay(
+                    0.0, decay_steps=config["train"]["steps"] - warmup, warmup_target=lr,
+                    warmup_steps=warmup)
+            else:
+                lr = keras.optimizers.schedules.CosineDecay(lr,
+                                                            decay_steps=config["train"]["steps"])
         # Optional global-norm gradient clipping (not in the reference), applied by each
         # optimizer to its own gradients (codec and discriminators separately).
         return keras.optimizers.Adam(lr, beta_1=opt.get("beta_1", 0.9),
