@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from keras_dmcodec.utils.files import atomic_output
 
 LOG = logging.getLogger(__name__)
 CACHE_VERSION = 1
+_NPZ_LOCK = threading.Lock()
 INDEX = "index.json"
 HOP = 320
 SAMPLE_RATE = 16000
@@ -303,7 +305,11 @@ class TeacherCache:
             return None
         file = self.root / entry["file"]
         try:
-            with np.load(file, allow_pickle=False) as data:
+            # One reader at a time: tf.data calls this from several threads, and numpy
+            # parses .npy headers with ast.literal_eval, which CPython 3.11.7 does not run
+            # safely in parallel ("AST constructor recursion depth mismatch" killed a
+            # training run after ~1500 steps).
+            with _NPZ_LOCK, np.load(file, allow_pickle=False) as data:
                 out = {"num_samples": int(data["num_samples"])}
                 for key in ("sm_features", "lm_features", "lm_mask"):
                     if key in data.files:
