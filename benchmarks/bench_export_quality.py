@@ -75,8 +75,9 @@ def main(argv=None):
         print(f"{name:<12} {100 * np.mean(row['agree']):13.2f}% {np.mean(row['stoi']):7.3f} "
               f"{np.mean(row['mel']):10.3f}")
     loss = np.mean(rows["TFLite"]["stoi"]) - np.mean(rows["TFLite int8"]["stoi"])
+    mel_loss = np.mean(rows["TFLite int8"]["mel"]) - np.mean(rows["TFLite"]["mel"])
     print(f"int8 quality loss vs float TFLite (same windows): STOI {loss:+.3f} lower, "
-          f"mel distance {np.mean(rows['TFLite int8']['mel']) - np.mean(rows['TFLite']['mel']):+.3f}")
+          f"mel distance {mel_loss:+.3f}")
     return 0
 
 

@@ -8,8 +8,9 @@ depend on the weight values; code agreement of a random model is not a quality m
 
 Rows: Keras on TensorFlow, JAX and torch (one subprocess per backend, ``DMCodec.encode/decode`` on
 the whole clip), TFLite (ai_edge_litert; 1 s static windows run one by one, hard cuts), ONNX
-(onnxruntime; dynamic length, the whole clip), and the ``speechtokenizer`` PyTorch model. Then peak RSS of
-``inference.encode_file`` (30 s chunks, 1 s context) on a 1-minute and a 60-minute WAV, each in a
+(onnxruntime; dynamic length, the whole clip), and the ``speechtokenizer`` PyTorch
+model. Then peak RSS of ``inference.encode_file`` (30 s chunks, 1 s context) on a 1-minute
+and a 60-minute WAV, each in a
 fresh process, plus the chunked-vs-whole code agreement on the benchmark clip.
 
     python benchmarks/bench_inference.py [--seconds 10] [--memory-minutes 1 60] [--threads 2]

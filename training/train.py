@@ -125,13 +125,10 @@ def build_trainer(config):
         lr = opt.get("learning_rate", 1e-4)
         warmup = int(opt.get("warmup_steps", 0))  # linear warm-up (not in the reference)
         if opt.get("schedule", "cosine") == "cosine":
-            if warmup:
-                lr = keras.optimizers.schedules.CosineDecay(
-                    0.0, decay_steps=config["train"]["steps"] - warmup, warmup_target=lr,
-                    warmup_steps=warmup)
-            else:
-                lr = keras.optimizers.schedules.CosineDecay(lr,
-                                                            decay_steps=config["train"]["steps"])
+            # With a warm-up, the rate climbs from 0 to `lr`, then decays over the rest.
+            lr = keras.optimizers.schedules.CosineDecay(
+                0.0 if warmup else lr, decay_steps=config["train"]["steps"] - warmup,
+                warmup_target=lr if warmup else None, warmup_steps=warmup)
         # Optional global-norm gradient clipping (not in the reference), applied by each
         # optimizer to its own gradients (codec and discriminators separately).
         return keras.optimizers.Adam(lr, beta_1=opt.get("beta_1", 0.9),

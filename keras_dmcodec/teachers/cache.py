@@ -294,11 +294,12 @@ class TeacherCache:
     def lm_dimension(self):
         return self.settings.get("lm_dimension")
 
-    def load(self, audio_path):
+    def load(self, audio_path, keys=("sm_features", "lm_features", "lm_mask")):
         """``{"num_samples", "sm_features"?, "lm_features"?, "lm_mask"?}`` float32, or None.
 
         None when the utterance is not in the cache. Keys are absent for a teacher
-        the cache lacks or, for the LM, an utterance without a transcript.
+        the cache lacks or, for the LM, an utterance without a transcript. ``keys``
+        limits which arrays are read.
         """
         entry = self.entries.get(str(Path(audio_path).resolve()))
         if entry is None:
@@ -311,7 +312,7 @@ class TeacherCache:
             # training run after ~1500 steps).
             with _NPZ_LOCK, np.load(file, allow_pickle=False) as data:
                 out = {"num_samples": int(data["num_samples"])}
-                for key in ("sm_features", "lm_features", "lm_mask"):
+                for key in keys:
                     if key in data.files:
                         out[key] = data[key].astype(np.float32)
         except (OSError, ValueError, KeyError) as err:
@@ -357,26 +358,20 @@ class SplitTeacherCache:
 
     def load(self, audio_path):
         """As ``TeacherCache.load``; None when the utterance is in neither cache."""
-        sm, lm = self.sm_cache.load(audio_path), self.lm_cache.load(audio_path)
-        if sm is None and lm is None:
-            return None
-        out = {"num_samples": (sm or lm)["num_samples"]}
+        sm = self.sm_cache.load(audio_path, keys=("sm_features",))
+        lm = self.lm_cache.load(audio_path, keys=("lm_features", "lm_mask"))
         if sm is not None and lm is not None and sm["num_samples"] != lm["num_samples"]:
             raise ValueError(f"{audio_path}: the SM and LM caches disagree on its length "
                              f"({sm['num_samples']} vs {lm['num_samples']} samples)")
-        if sm is not None and "sm_features" in sm:
-            out["sm_features"] = sm["sm_features"]
-        for key in ("lm_features", "lm_mask"):
-            if lm is not None and key in lm:
-                out[key] = lm[key]
-        return out
+        if sm is None or lm is None:
+            return sm or lm
+        return {**sm, **lm}
 
 
 def open_teacher_cache(spec):
     """``TeacherCache`` for a directory, ``SplitTeacherCache`` for ``{"sm": dir, "lm": dir}``."""
     if isinstance(spec, dict):
-        unknown = set(spec) - {"sm", "lm"}
-        if unknown or set(spec) != {"sm", "lm"}:
+        if set(spec) != {"sm", "lm"}:
             raise ValueError(f"a split teacher cache needs exactly the keys 'sm' and 'lm', got "
                              f"{sorted(spec)}")
         return SplitTeacherCache(spec["sm"], spec["lm"])
