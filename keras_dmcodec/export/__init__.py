@@ -45,10 +45,13 @@ def _lstm_layers(model):
             yield layer
 
 
-def prepare_for_export(model):
-    """Unrolls the model's LSTMs (TFLite builtins have no while loop over LSTM cells)."""
+def prepare_for_export(model, unroll=True):
+    """Unrolls the model's LSTMs (TFLite builtins have no while loop over LSTM cells).
+
+    ``unroll=False`` restores the loop (ONNX has a native LSTM and stays dynamic).
+    """
     for lstm in _lstm_layers(model):
-        lstm.unroll = True
+        lstm.unroll = unroll
     return model
 
 
@@ -108,7 +111,7 @@ def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
 
     if keras.backend.backend() != "tensorflow":
         raise ExportError("_export_here needs the TensorFlow backend")
-    model = prepare_for_export(load_preset(preset))
+    model = load_preset(preset)
     n_q = model.quantizer._check_n_q(n_q)
     frames = model.frames_for(num_samples)
     audio_spec = tf.TensorSpec([1, num_samples], tf.float32, name="audio")
@@ -121,16 +124,20 @@ def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
         return {"audio": model.decode_tensor(codes)}
 
     with atomic_directory(Path(out_dir)) as tmp:
+        files = {}
         saved = tmp / "saved_model"
-        # A bare tf.Module holding the variables: saving the Keras model itself would also
-        # trace its own tf.functions with unknown lengths, which unrolled LSTMs reject.
-        module = tf.Module()
-        module.codec_variables = [v.value for v in model.variables]
-        module.encode = tf.function(encode, input_signature=[audio_spec])
-        module.decode = tf.function(decode, input_signature=[codes_spec])
-        tf.saved_model.save(module, str(saved),
-                            signatures={"encode": module.encode, "decode": module.decode})
-        files = {"saved_model": "saved_model"} if "saved_model" in formats else {}
+        if "saved_model" in formats or "tflite" in formats:  # TFLite converts the SavedModel
+            prepare_for_export(model)
+            # A bare tf.Module holding the variables: saving the Keras model itself would also
+            # trace its own tf.functions with unknown lengths, which unrolled LSTMs reject.
+            module = tf.Module()
+            module.codec_variables = [v.value for v in model.variables]
+            module.encode = tf.function(encode, input_signature=[audio_spec])
+            module.decode = tf.function(decode, input_signature=[codes_spec])
+            tf.saved_model.save(module, str(saved),
+                                signatures={"encode": module.encode, "decode": module.decode})
+        if "saved_model" in formats:
+            files["saved_model"] = "saved_model"
         if "tflite" in formats:
             files["tflite"] = "codec.tflite"
             (tmp / "codec.tflite").write_bytes(_to_tflite(saved, int8=False))
@@ -138,9 +145,9 @@ def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
                 files["tflite_int8"] = "codec_int8.tflite"
                 (tmp / "codec_int8.tflite").write_bytes(_to_tflite(saved, int8=True))
         if "onnx" in formats:
-            _to_onnx(preset, tmp, n_q, opset)
+            _to_onnx(prepare_for_export(model, unroll=False), tmp, n_q, opset)
             files.update(onnx_encode="encode.onnx", onnx_decode="decode.onnx")
-        if "saved_model" not in formats:
+        if saved.exists() and "saved_model" not in formats:
             shutil.rmtree(saved)
         from keras_dmcodec import __version__
 
@@ -162,11 +169,11 @@ def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
     return manifest
 
 
-def _to_onnx(preset, out_dir, n_q, opset):
+def _to_onnx(model, out_dir, n_q, opset):
     """Writes ``encode.onnx`` / ``decode.onnx`` with a dynamic number of samples / frames.
 
-    ONNX has a native LSTM (tf2onnx rewrites Keras's while loop into it), so these
-    come from a model whose LSTMs are *not* unrolled: any length runs, and the
+    ONNX has a native LSTM (tf2onnx rewrites Keras's while loop into it), so ``model``
+    must have its LSTMs *not* unrolled: any length runs, and the
     conversion stays small. Converting the unrolled static graph instead took
     5-8 GiB of memory for a 1 s window of the 34 M-parameter configuration and grew
     with the window (over 24 GiB at 50 frames), because tf2onnx materialises every
@@ -175,9 +182,6 @@ def _to_onnx(preset, out_dir, n_q, opset):
     import tensorflow as tf
     import tf2onnx
 
-    from keras_dmcodec.presets import load_preset
-
-    model = load_preset(preset)
     audio_spec = tf.TensorSpec([1, None], tf.float32, name="audio")
     codes_spec = tf.TensorSpec([1, n_q, None], tf.int32, name="codes")
     for name, fn, spec in (
