@@ -1,0 +1,80 @@
+import json
+
+import pytest
+
+from training import ablation
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Replaces the training subprocess with one that writes the checkpoints a run would."""
+    calls = []
+
+    def fake_run(argv, log):
+        argv = [str(a) for a in argv]
+        config, run, steps = (argv[argv.index(flag) + 1] for flag in ("--config", "--out",
+                                                                       "--steps"))
+        calls.append({"config": config.rsplit("/", 1)[-1], "run": run, "steps": int(steps),
+                      "resume": "--resume" in argv})
+        from pathlib import Path
+
+        from training.train import _checkpoints
+
+        done = _checkpoints(run)
+        start = done[-1][0] if done else 0
+        assert bool(done) == ("--resume" in argv)
+        for step in range(start + 250, int(steps) + 1, 250):
+            path = Path(run) / "checkpoints" / f"step-{step}"
+            path.mkdir(parents=True)
+            origin = done[-1][1].parent.parent.name if done else Path(run).name
+            (path / "state.json").write_text(json.dumps({"step": step, "origin": origin}))
+
+    monkeypatch.setattr(ablation, "_run", fake_run)
+    return calls
+
+
+def test_branches_every_variant_from_one_shared_trunk(fake_training, tmp_path):
+    for variant in ("none", "lm_sm"):
+        ablation.train_variant(variant, 1000, tmp_path, shared_steps=500)
+    # The trunk (no distillation) is trained once, to the shared step count.
+    assert fake_training[0] == {"config": "small_none.json", "run": str(tmp_path / "shared"),
+                                "steps": 500, "resume": False}
+    # Each variant resumes from its copy of the trunk's checkpoint with its own config.
+    assert [(c["config"], c["steps"], c["resume"]) for c in fake_training[1:]] == [
+        ("small_none.json", 1000, True), ("small_lm_sm.json", 1000, True)]
+    for variant in ("none", "lm_sm"):
+        steps = sorted(p.name for p in (tmp_path / variant / "checkpoints").iterdir())
+        assert steps == ["step-1000", "step-500", "step-750"]
+        copied = json.loads((tmp_path / variant / "checkpoints" / "step-500" /
+                             "state.json").read_text())
+        assert copied["origin"] == "shared"  # the trunk's own checkpoint, copied whole
+    assert not list(tmp_path.glob("*/checkpoints/.tmp_*"))
+
+
+def test_finished_and_interrupted_variants(fake_training, tmp_path):
+    ablation.train_variant("sm", 1000, tmp_path, shared_steps=500)
+    n = len(fake_training)
+    ablation.train_variant("sm", 1000, tmp_path, shared_steps=500)  # done: nothing runs
+    assert len(fake_training) == n
+    # Without a shared trunk a variant trains from scratch.
+    ablation.train_variant("lm", 500, tmp_path)
+    assert fake_training[-1] == {"config": "small_lm.json", "run": str(tmp_path / "lm"),
+                                 "steps": 500, "resume": False}
+    with pytest.raises(ValueError, match="shared-steps"):
+        ablation.train_variant("none", 500, tmp_path / "x", shared_steps=500)
+
+
+def test_report_gives_relative_wer_and_plot(tmp_path):
+    def row(label, wer, stoi):
+        return {"label": label, "wer": wer, "wil": wer + 10, "stoi": stoi, "visqol": 2.0,
+                "pesq": 1.5, "mel_distance": 0.6}
+
+    results = {"summary": [{"label": "Original audio", "wer": 17.0, "wil": 27.0, "stoi": None,
+                            "visqol": 4.4, "pesq": None},
+                           row("ablation_none", 60.0, 0.80), row("ablation_lm_sm", 51.0, 0.81)]}
+    text = ablation.report(results, 1000, tmp_path, "data/test", shared_steps=500)
+    assert "| no distillation | 60.00 |" in text
+    assert "-15.0 %" in text  # (51 - 60) / 60
+    assert "share their first 500 steps" in text
+    assert (tmp_path / "ablation.md").read_text() == text
+    assert (tmp_path / "ablation.png").stat().st_size > 0
