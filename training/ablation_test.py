@@ -78,3 +78,27 @@ def test_report_gives_relative_wer_and_plot(tmp_path):
     assert "share their first 500 steps" in text
     assert (tmp_path / "ablation.md").read_text() == text
     assert (tmp_path / "ablation.png").stat().st_size > 0
+
+
+def test_variants_differ_only_in_the_distillation_target():
+    """The ablation's claim: same model, data, schedule and steps; only the teachers differ."""
+    import copy
+
+    from training.train import load_config
+
+    def comparable(config):
+        config = copy.deepcopy(config)
+        config.pop("description", None)
+        for key in ("distill", "sm_weight", "lm_weight"):
+            config["loss"].pop(key, None)
+        config["data"].pop("teacher_cache")
+        return config
+
+    configs = {v: load_config(ablation.config_path(v)) for v in ablation.VARIANTS}
+    assert {v: c["loss"]["distill"] for v, c in configs.items()} == {
+        "none": "none", "lm": "lm", "sm": "sm", "lm_sm": "lm+sm", "lm_sm_positional": "lm+sm"}
+    for config in configs.values():
+        assert comparable(config) == comparable(configs["none"])
+    positional = configs["lm_sm_positional"]["data"]["teacher_cache"]
+    assert positional["sm"] == configs["lm_sm"]["data"]["teacher_cache"]
+    assert positional["lm"] != positional["sm"]
