@@ -24,6 +24,11 @@ decoder outputs near-silence (``docs/default_model.md``), and the step at which 
 varies from run to run; at CPU-sized step counts that timing would swamp the effect of the
 distillation target. A shared trunk removes it, at a price: distillation then acts only on the
 last ``N - S`` steps.
+
+``--set model.n_filters=8 model.dimension=128 ...`` changes every variant (and the trunk) the
+same way: the ablation then trains ``<out>/configs/small_<variant>.json``, each extending its
+variant's config with those values, and the report lists them. It is how a machine too slow
+for the default model's architecture runs a smaller but otherwise identical comparison.
 """
 
 import argparse
@@ -48,6 +53,42 @@ DESCRIPTIONS = {
 
 def config_path(variant):
     return ROOT / "training" / "configs" / "ablation" / f"small_{variant}.json"
+
+
+def parse_overrides(items):
+    """``["model.n_filters=8", ...]`` -> ``{"model": {"n_filters": 8}}`` (values are JSON,
+    or plain strings where they do not parse as JSON)."""
+    overrides = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        parts = key.split(".")
+        if not sep or len(parts) < 2 or not all(parts):
+            raise ValueError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. "
+                             "model.n_filters=8")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+        node = overrides
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {item!r}: {part} is set twice")
+        node[parts[-1]] = value
+    return overrides
+
+
+def variant_config(variant, out, overrides=None):
+    """The config a variant trains with: its own, or (with ``overrides``) a derived one
+    written to ``<out>/configs/`` that extends it."""
+    if not overrides:
+        return config_path(variant)
+    path = Path(out) / "configs" / f"small_{variant}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"extends": str(config_path(variant)), **overrides}, indent=1) + "\n"
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
 
 
 def _run(argv, log):
@@ -77,7 +118,7 @@ def _train_run(config, run, steps):
     return run
 
 
-def train_variant(variant, steps, out, shared_steps=0):
+def train_variant(variant, steps, out, shared_steps=0, overrides=None):
     """Trains (or resumes) one variant to ``steps``; returns its run directory.
 
     With ``shared_steps``, a variant with no checkpoint of its own starts from a copy of the
@@ -90,7 +131,8 @@ def train_variant(variant, steps, out, shared_steps=0):
         if not 0 < shared_steps < steps:
             raise ValueError(f"--shared-steps ({shared_steps}) must be between 0 and --steps "
                              f"({steps})")
-        trunk_run = _train_run(config_path("none"), Path(out) / "shared", shared_steps)
+        trunk_run = _train_run(variant_config("none", out, overrides), Path(out) / "shared",
+                               shared_steps)
         trunk = _checkpoint_at(trunk_run, shared_steps)
         checkpoints = run / "checkpoints"
         checkpoints.mkdir(parents=True, exist_ok=True)
@@ -99,7 +141,7 @@ def train_variant(variant, steps, out, shared_steps=0):
         shutil.copytree(trunk, tmp)
         os.replace(tmp, checkpoints / trunk.name)  # atomic: a half copy is never a checkpoint
         print(f"{variant}: branching from {trunk}")
-    return _train_run(config_path(variant), run, steps)
+    return _train_run(variant_config(variant, out, overrides), run, steps)
 
 
 def _checkpoint_at(run, step):
@@ -133,7 +175,7 @@ def _fmt(value, spec):
         else format(value, spec)
 
 
-def report(results, steps, report_dir, data, shared_steps=0):
+def report(results, steps, report_dir, data, shared_steps=0, overrides=None):
     """Writes ``ablation.md`` and ``ablation.png``; returns the Markdown text."""
     rows = {row["label"]: row for row in results["summary"]}
     original = next((r for r in results["summary"] if r["label"].startswith("Original")), None)
@@ -141,12 +183,14 @@ def report(results, steps, report_dir, data, shared_steps=0):
     lines = [
         f"# Distillation ablation ({steps} steps each, held-out test split)",
         "",
-        f"Same architecture (`dmcodec_small`), data, seed, schedule and {steps} training steps; "
+        "Same architecture (`dmcodec_small`"
+        + (f" with {_flat(overrides)}" if overrides else "")
+        + f"), data, seed, schedule and {steps} training steps; "
         f"only the distillation target differs"
         + (f" (all variants share their first {shared_steps} steps, trained without "
            f"distillation, and branch from that checkpoint for the last {steps - shared_steps}; "
            "see `training/ablation.py`)" if shared_steps else "")
-        + ". Evaluated with `dmcodec evaluate` on `{data}` "
+        + f". Evaluated with `dmcodec evaluate` on `{data}` "
         "(unseen sentences and two unseen voices) at 8 codebooks (4 kbit/s); ASR judge Whisper "
         "tiny.en. Produced by `python -m training.ablation`.",
         "",
@@ -175,6 +219,16 @@ def report(results, steps, report_dir, data, shared_steps=0):
     (report_dir / "ablation.md").write_text(text)
     _plot(plotted, original, steps, report_dir / "ablation.png")
     return text
+
+
+def _flat(overrides, prefix=""):
+    items = []
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            items.append(_flat(value, f"{prefix}{key}."))
+        else:
+            items.append(f"`{prefix}{key}={json.dumps(value)}`")
+    return ", ".join(items)
 
 
 def _plot(plotted, original, steps, path):
@@ -212,12 +266,16 @@ def main(argv=None):
     parser.add_argument("--shared-steps", type=int, default=0,
                         help="train the first S steps once without distillation and branch "
                              "every variant from there (see above)")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="change every variant's config the same way, e.g. "
+                             "model.n_filters=8 model.dimension=128 (see above)")
     parser.add_argument("--train-only", action="store_true", help="train and ship, no evaluation")
     args = parser.parse_args(argv)
     try:
+        overrides = parse_overrides(args.set)
         presets = []
         for variant in args.variants:
-            train_variant(variant, args.steps, args.out, args.shared_steps)
+            train_variant(variant, args.steps, args.out, args.shared_steps, overrides)
             presets.append(ship_variant(variant, args.steps, args.out))
         if args.train_only:
             return 0
@@ -226,7 +284,7 @@ def main(argv=None):
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 1
     print(report(results, args.steps, args.report or args.out, args.data,
-                 args.shared_steps))
+                 args.shared_steps, overrides))
     return 0
 
 

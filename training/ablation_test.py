@@ -102,3 +102,36 @@ def test_variants_differ_only_in_the_distillation_target():
     positional = configs["lm_sm_positional"]["data"]["teacher_cache"]
     assert positional["sm"] == configs["lm_sm"]["data"]["teacher_cache"]
     assert positional["lm"] != positional["sm"]
+
+
+def test_overrides_derive_one_config_per_variant(tmp_path):
+    from training.train import load_config
+
+    overrides = ablation.parse_overrides(["model.n_filters=8", "model.dimension=128",
+                                          "data.batch_size=4", "loss.distill_type=t_axis"])
+    assert overrides == {"model": {"n_filters": 8, "dimension": 128},
+                         "data": {"batch_size": 4}, "loss": {"distill_type": "t_axis"}}
+    assert ablation.variant_config("sm", tmp_path) == ablation.config_path("sm")
+    path = ablation.variant_config("sm", tmp_path, overrides)
+    assert path == tmp_path / "configs" / "small_sm.json"
+    derived, original = load_config(path), load_config(ablation.config_path("sm"))
+    assert derived["model"] == dict(original["model"], n_filters=8, dimension=128)
+    assert derived["data"] == dict(original["data"], batch_size=4)
+    assert derived["loss"]["distill"] == "sm" and derived["loss"]["distill_type"] == "t_axis"
+    for bad in ("n_filters=8", "model.=3", "model.n_filters"):
+        with pytest.raises(ValueError, match="SECTION.KEY=VALUE"):
+            ablation.parse_overrides([bad])
+
+
+def test_overrides_reach_the_trunk_and_the_report(fake_training, tmp_path):
+    overrides = {"model": {"n_filters": 8}}
+    ablation.train_variant("lm", 1000, tmp_path, shared_steps=500, overrides=overrides)
+    assert [c["config"] for c in fake_training] == ["small_none.json", "small_lm.json"]
+    for variant in ("none", "lm"):  # the trunk too trains the derived config
+        derived = json.loads((tmp_path / "configs" / f"small_{variant}.json").read_text())
+        assert derived["model"] == {"n_filters": 8}
+        assert derived["extends"] == str(ablation.config_path(variant))
+    results = {"summary": [{"label": "ablation_none", "wer": 60.0, "wil": 70.0, "stoi": 0.8,
+                            "visqol": 2.0, "pesq": 1.5, "mel_distance": 0.6}]}
+    text = ablation.report(results, 1000, tmp_path, "data/test", 500, overrides)
+    assert "with `model.n_filters=8`" in text and "on `data/test`" in text
