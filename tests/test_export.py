@@ -15,6 +15,8 @@ import keras
 import numpy as np
 import pytest
 
+from keras_dmcodec.utils.testing import assert_codes_equal_up_to_ties
+
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="backend-independent; runs once")
 
@@ -56,13 +58,17 @@ def test_manifest_and_no_flex_ops(exported):
     assert b"Flex" not in blob and b"FlexDelegate" not in blob
 
 
-def _check(encode, decode, model, audio, code_agreement=0.999, atol=1e-4):
-    codes = [encode(clip) for clip in audio]
-    expected = [model.encode(clip) for clip in audio]
-    agreement = np.mean([np.mean(a == b) for a, b in zip(codes, expected, strict=True)])
-    assert agreement >= code_agreement
-    for clip_codes in expected:
-        np.testing.assert_allclose(decode(clip_codes), model.decode(clip_codes), atol=atol)
+def _check(encode, decode, model, audio, max_tied_frames=0.05, atol=1e-4):
+    """Exported codes equal the Keras model's except at float32 ties
+    (``keras_dmcodec.utils.testing``; a random 32-entry codebook has a few), and
+    decoding the Keras codes matches within ``atol``."""
+    differing = frames = 0
+    for clip in audio:
+        expected = model.encode(clip)
+        differing += assert_codes_equal_up_to_ties(model, clip, encode(clip), expected)
+        frames += expected.shape[-1]
+        np.testing.assert_allclose(decode(expected), model.decode(expected), atol=atol)
+    assert differing <= max_tied_frames * frames, f"{differing} of {frames} frames differ"
 
 
 def test_saved_model_parity(exported):
@@ -106,5 +112,5 @@ def test_onnx_takes_any_length(exported):
     clip = np.concatenate([audio[0], audio[1][:, :1234]], axis=-1)  # 5234 samples, 17 frames
     codes = codec.encode(clip)
     assert codes.shape == (1, 4, 17)
-    assert np.mean(codes == model.encode(clip)) >= 0.999
+    assert assert_codes_equal_up_to_ties(model, clip, codes, model.encode(clip)) <= 1
     np.testing.assert_allclose(codec.decode(codes), model.decode(codes), atol=1e-4)

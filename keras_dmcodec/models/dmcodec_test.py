@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_dmcodec import DMCodec
 from keras_dmcodec.presets import PresetError
+from keras_dmcodec.utils.testing import assert_codes_equal_up_to_ties
 
 
 def _np(x):
@@ -62,8 +63,8 @@ def test_encode_decode_round_trip_shapes(codec, length):
     y = codec.decode(codes)
     assert y.shape == (2, codec.frames_for(length) * 320)
     assert codec.decode(codes, num_samples=length).shape == (2, length)
-    # the graph path and the call path agree
-    np.testing.assert_array_equal(codes, _np(codec(x)["codes"]))
+    # the graph path and the call path agree (up to float32 ties of the random codebooks)
+    assert_codes_equal_up_to_ties(codec, x, _np(codec(x)["codes"]), codes)
 
 
 def test_n_q_prefix_and_bitrate(codec, audio):
