@@ -42,8 +42,7 @@ def assert_codes_equal_up_to_ties(model, audio, codes, expected, margin=1e-3):
     for item, frame in differing:
         got, want = codes[item, :, frame], expected[item, :, frame]
         layer = int(np.argmax(got != want))
-        residual = latents[item, frame] - sum(
-            (books[q][want[q]] for q in range(layer)), np.zeros_like(latents[item, frame]))
+        residual = latents[item, frame] - sum(books[q][want[q]] for q in range(layer))
         wanted_code, other_code = books[layer][want[layer]], books[layer][got[layer]]
         gap = abs(((residual - wanted_code) ** 2).sum() - ((residual - other_code) ** 2).sum())
         scale = (residual**2).sum() + (wanted_code**2).sum()
