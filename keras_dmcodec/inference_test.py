@@ -4,6 +4,7 @@ from keras import ops
 
 from keras_dmcodec import DMCodec, inference
 from keras_dmcodec.audio import bundled_sample, load_audio
+from keras_dmcodec.utils.testing import untied_frames
 
 CONFIG = dict(n_filters=4, dimension=16, semantic_dimension=8, n_q=4, codebook_size=32,
               lstm_layers=1, kmeans_iters=10)
@@ -29,23 +30,6 @@ def codec_and_audio():
     return model, audio
 
 
-def _untied_frames(model, audio, margin=1e-4):
-    """Frames whose nearest codebook entry (first RVQ layer) wins by more than rounding.
-
-    float32 distances ``|x|^2 - 2 x.c + |c|^2`` carry an error of about eps * (|x|^2 +
-    |c|^2), so a gap below ``margin`` times that scale is a tie any compiled path may flip.
-    """
-    latents = model.encoder(model._as_channels_last(ops.convert_to_tensor(audio[None])))
-    latents = np.asarray(ops.convert_to_numpy(latents), np.float64)[0]
-    codebook = np.asarray(ops.convert_to_numpy(model.quantizer.quantizers[0].codebook),
-                          np.float64)
-    dist = ((latents[:, None] - codebook[None]) ** 2).sum(-1)
-    nearest = codebook[np.argmin(dist, axis=1)]
-    dist = np.sort(dist, axis=1)
-    scale = (latents**2).sum(-1) + (nearest**2).sum(-1)
-    return (dist[:, 1] - dist[:, 0]) > margin * scale
-
-
 def test_conv_context(codec_and_audio):
     model, _ = codec_and_audio
     assert inference.conv_context_frames(model) == 5
@@ -55,7 +39,7 @@ def test_conv_context(codec_and_audio):
 def test_chunked_encoding_matches_whole_file(codec_and_audio):
     model, audio = codec_and_audio
     whole = model.encode(audio[None], n_q=1)[0]
-    untied = _untied_frames(model, audio)
+    untied = untied_frames(model, audio)
     assert untied.mean() > 0.8
     done = []
     chunked = inference.encode_long(model, audio, n_q=1, chunk_frames=CHUNK, context_frames=40,

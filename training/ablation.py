@@ -8,10 +8,12 @@ For each variant, ``training/configs/ablation/small_<variant>.json`` (all extend
 model's ``dmcodec_small_lm_sm.json``; ``lm_sm`` is that config unchanged) is trained for
 ``--steps`` steps into ``<out>/<variant>`` (``python -m training.train``, one process each;
 a variant that already has its step-``N`` checkpoint is not retrained, an interrupted one
-resumes), shipped as the preset ``<out>/presets/ablation_<variant>``, and all presets are
-evaluated together on the held-out split with ``dmcodec evaluate`` at 8 codebooks
-(resumable). The report (``ablation.md`` + ``ablation.png``) gives WER, WIL, STOI, ViSQOL,
-PESQ and the WER change relative to ``none``, whichever way it points.
+resumes), shipped as the preset ``<out>/presets/ablation_<variant>`` and evaluated on the
+held-out split with ``dmcodec evaluate`` at 8 codebooks (resumable, keyed by model) in the
+background while the next variant trains; a last ``dmcodec evaluate`` of all presets reuses
+those results and adds the original audio's row and the plots. The report (``ablation.md`` +
+``ablation.png``) gives WER, WIL, STOI, ViSQOL, PESQ and the WER change relative to ``none``,
+whichever way it points.
 
 Every variant keeps the default config's cosine schedule (defined over its 30 k steps), so
 the step-``N`` models are the same as the first ``N`` steps of a full run.
@@ -161,13 +163,45 @@ def ship_variant(variant, steps, out):
     return preset
 
 
-def evaluate(presets, data, out):
+def _evaluate_argv(presets, data, out, plots=True):
     argv = [sys.executable, "-m", "keras_dmcodec", "evaluate", "--data", data, "--n-q", "8",
             "-o", Path(out) / "eval", "--no-progress"]
+    if not plots:
+        argv.append("--no-plots")
     for preset in presets:
         argv += ["--model", preset]
-    _run(argv, Path(out) / "eval.log")
+    return argv
+
+
+def evaluate(presets, data, out):
+    """Evaluates ``presets`` (cached results are reused) and returns ``results.json``."""
+    _run(_evaluate_argv(presets, data, out), Path(out) / "eval.log")
     return json.loads((Path(out) / "eval" / "results.json").read_text())
+
+
+class _BackgroundEvaluation:
+    """At most one ``dmcodec evaluate`` of a single preset in the background at a time (they
+    share one results file), so a finished variant is scored while the next one trains."""
+
+    def __init__(self, data, out):
+        self.data, self.out, self.proc, self.handle = data, Path(out), None, None
+
+    def start(self, preset):
+        self.wait()
+        argv = [str(a) for a in _evaluate_argv([preset], self.data, self.out, plots=False)]
+        print("$ (background)", " ".join(argv), flush=True)
+        self.handle = open(self.out / "eval.log", "a")
+        self.proc = subprocess.Popen(argv, stdout=self.handle, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+    def wait(self):
+        if self.proc is None:
+            return
+        code = self.proc.wait()
+        self.handle.close()
+        self.proc = self.handle = None
+        if code != 0:
+            raise RuntimeError(f"evaluate failed (exit {code}); see {self.out / 'eval.log'}")
 
 
 def _fmt(value, spec):
@@ -273,10 +307,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         overrides = parse_overrides(args.set)
+        background = None if args.train_only else _BackgroundEvaluation(args.data, args.out)
         presets = []
-        for variant in args.variants:
-            train_variant(variant, args.steps, args.out, args.shared_steps, overrides)
-            presets.append(ship_variant(variant, args.steps, args.out))
+        try:
+            for variant in args.variants:
+                train_variant(variant, args.steps, args.out, args.shared_steps, overrides)
+                presets.append(ship_variant(variant, args.steps, args.out))
+                if background is not None and variant != args.variants[-1]:
+                    background.start(presets[-1])  # scored while the next variant trains
+        finally:
+            if background is not None:
+                background.wait()
         if args.train_only:
             return 0
         results = evaluate(presets, args.data, args.out)

@@ -135,3 +135,60 @@ def test_overrides_reach_the_trunk_and_the_report(fake_training, tmp_path):
                             "visqol": 2.0, "pesq": 1.5, "mel_distance": 0.6}]}
     text = ablation.report(results, 1000, tmp_path, "data/test", 500, overrides)
     assert "with `model.n_filters=8`" in text and "on `data/test`" in text
+
+
+def test_main_scores_each_variant_while_the_next_trains(fake_training, tmp_path, monkeypatch):
+    events = []
+    summary = [{"label": "Original audio", "wer": 10.0, "wil": 15.0, "stoi": 1.0,
+                "visqol": 4.5, "pesq": 4.5, "mel_distance": 0.0}]
+
+    def fake_ship(variant, steps, out):
+        events.append(("ship", variant))
+        summary.append({"label": f"ablation_{variant}", "wer": 50.0, "wil": 60.0, "stoi": 0.8,
+                        "visqol": 2.0, "pesq": 1.5, "mel_distance": 0.6})
+        return tmp_path / "presets" / f"ablation_{variant}"
+
+    class FakePopen:
+        def __init__(self, argv, **kwargs):
+            self.argv = argv
+            events.append(("start", argv[argv.index("--model") + 1].rsplit("_", 1)[-1],
+                           "--no-plots" in argv))
+
+        def wait(self):
+            events.append(("wait",))
+            return 0
+
+    def fake_evaluate(presets, data, out):
+        events.append(("evaluate", [p.name for p in presets]))
+        return {"summary": summary}
+
+    monkeypatch.setattr(ablation, "ship_variant", fake_ship)
+    monkeypatch.setattr(ablation.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(ablation, "evaluate", fake_evaluate)
+    assert ablation.main(["--steps", "500", "--out", str(tmp_path), "--data", "d",
+                          "--variants", "none", "sm", "lm"]) == 0
+    # One background evaluation at a time, each started after its variant is shipped and
+    # waited for before the next starts; the last variant is left to the final call.
+    assert events == [("ship", "none"), ("start", "none", True), ("ship", "sm"), ("wait",),
+                      ("start", "sm", True), ("ship", "lm"), ("wait",),
+                      ("evaluate", ["ablation_none", "ablation_sm", "ablation_lm"])]
+    assert (tmp_path / "ablation.md").exists()
+
+    events.clear()
+    assert ablation.main(["--steps", "500", "--out", str(tmp_path), "--variants", "none",
+                          "sm", "--train-only"]) == 0
+    assert [e[0] for e in events] == ["ship", "ship"]  # no evaluation at all
+
+
+def test_a_failed_background_evaluation_stops_the_run(fake_training, tmp_path, monkeypatch):
+    class FailingPopen:
+        def __init__(self, argv, **kwargs):
+            pass
+
+        def wait(self):
+            return 3
+
+    monkeypatch.setattr(ablation, "ship_variant", lambda v, s, o: tmp_path / f"ablation_{v}")
+    monkeypatch.setattr(ablation.subprocess, "Popen", FailingPopen)
+    assert ablation.main(["--steps", "500", "--out", str(tmp_path), "--variants", "none",
+                          "sm"]) == 1

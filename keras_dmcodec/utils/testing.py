@@ -17,6 +17,34 @@ def _as_numpy(x):
     return np.asarray(ops.convert_to_numpy(x), np.float64)
 
 
+def untied_frames(model, audio, margin=1e-4):
+    """Frames of one clip whose first-layer nearest code wins by more than float32 rounding.
+
+    The distance ``|x|^2 - 2 x.c + |c|^2`` carries an error of about ``eps * (|x|^2 + |c|^2)``
+    in float32, so a frame whose best and second-best distances are within ``margin`` times
+    that scale is a tie that any compiled path may flip.
+
+    Args:
+        model: the ``DMCodec`` whose encoder and first codebook define the distances.
+        audio: float array ``[samples]`` (one clip).
+        margin: relative gap below which a frame counts as tied.
+
+    Returns:
+        bool array ``[frames]``, True where the first RVQ layer's code is not a tie.
+
+    Example:
+        >>> untied = untied_frames(model, audio)  # doctest: +SKIP
+        >>> np.testing.assert_array_equal(a[:, untied], b[:, untied])  # doctest: +SKIP
+    """
+    latents = _as_numpy(model.encoder(model._as_channels_last(ops.convert_to_tensor(audio[None]))))
+    codebook = _as_numpy(model.quantizer.quantizers[0].codebook)
+    dist = ((latents[0][:, None] - codebook[None]) ** 2).sum(-1)
+    nearest = codebook[np.argmin(dist, axis=1)]
+    scale = (latents[0] ** 2).sum(-1) + (nearest**2).sum(-1)
+    dist = np.sort(dist, axis=1)
+    return (dist[:, 1] - dist[:, 0]) > margin * scale
+
+
 def assert_codes_equal_up_to_ties(model, audio, codes, expected, margin=1e-3):
     """Asserts that ``codes`` equal ``expected`` except in frames whose first differing RVQ
     layer is a float32 tie for ``model``; returns the number of frames that differ.

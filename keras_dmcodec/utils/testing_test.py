@@ -3,7 +3,7 @@ import pytest
 from keras import ops
 
 from keras_dmcodec import DMCodec
-from keras_dmcodec.utils.testing import assert_codes_equal_up_to_ties
+from keras_dmcodec.utils.testing import assert_codes_equal_up_to_ties, untied_frames
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +42,23 @@ def test_a_tie_is_accepted(model_audio_codes):
         assert assert_codes_equal_up_to_ties(model, audio, other, codes) == 1
     finally:
         book.assign(original)
+
+
+def test_untied_frames_flags_a_duplicated_codebook_entry(model_audio_codes):
+    model, audio, codes = model_audio_codes
+    untied = untied_frames(model, audio[0])
+    assert untied.shape == (codes.shape[-1],) and untied.dtype == bool
+    book = model.quantizer.quantizers[0].codebook
+    original = np.array(ops.convert_to_numpy(book))
+    winner = int(codes[0, 0, 5])
+    tied = original.copy()
+    tied[(winner + 1) % 8] = tied[winner]  # frame 5's best code now has an exact twin
+    try:
+        book.assign(tied)
+        after = untied_frames(model, audio[0])
+    finally:
+        book.assign(original)
+    assert not after[5]
+    # Every frame whose code is another entry keeps its verdict.
+    others = codes[0, 0] != winner
+    np.testing.assert_array_equal(after[others] | ~untied[others], True)
