@@ -151,3 +151,19 @@ def test_optimizer_warmup_and_clipping(config):
     assert float(ops.convert_to_numpy(lr(2))) == pytest.approx(1e-3)
     assert float(ops.convert_to_numpy(lr(4))) < 1e-3
     assert g_opt.global_clipnorm == 5.0 and trainer._d_opt.global_clipnorm == 5.0
+
+
+def test_variance_preserving_init_option(config):
+    config["train"]["init"] = "variance_preserving"
+    a, b = build_trainer(config), build_trainer(config)
+
+    def convs(trainer):
+        return [layer for layer in trainer.codec._flatten_layers() if hasattr(layer, "kernel_v")]
+
+    for conv_a, conv_b in zip(convs(a), convs(b), strict=True):
+        assert not np.any(ops.convert_to_numpy(conv_a.bias))  # re-initialised
+        np.testing.assert_array_equal(ops.convert_to_numpy(conv_a.kernel_v),
+                                      ops.convert_to_numpy(conv_b.kernel_v))  # train.seed
+    config["train"]["init"] = "xavier"
+    with pytest.raises(ValueError, match="train.init"):
+        build_trainer(config)

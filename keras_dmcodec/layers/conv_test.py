@@ -8,6 +8,7 @@ from keras_dmcodec.layers.conv import (
     NormConv1DTranspose,
     extra_padding_for_conv1d,
     reflect_pad_time,
+    variance_preserving_init,
 )
 
 
@@ -124,3 +125,46 @@ def test_bad_arguments():
         NormConv1D(3, 3, pad_mode="wrap")
     with pytest.raises(ValueError, match="trim_right_ratio"):
         NormConv1DTranspose(3, 4, strides=2, trim_right_ratio=0.5)
+
+
+def test_variance_preserving_init_keeps_the_signal_in_the_latents():
+    from keras_dmcodec import DMCodec
+
+    audio = (np.random.default_rng(0).standard_normal((2, 16000)) * 0.07).astype("float32")
+
+    def latents(codec):
+        x = _np(codec.encoder(codec._as_channels_last(ops.convert_to_tensor(audio))))
+        varying = np.linalg.norm(x - x.mean(axis=(0, 1)), axis=-1).mean()
+        return varying, np.linalg.norm(x.mean(axis=(0, 1)))
+
+    codec = DMCodec(n_filters=4, dimension=32, n_q=2, codebook_size=8, lstm_layers=1, seed=3)
+    with pytest.raises(ValueError, match="not built"):
+        variance_preserving_init(codec)
+    codec.build((None, None))
+    varying, offset = latents(codec)
+    assert varying < 0.1 * offset  # torch's init: the latents are mostly a constant offset
+    convs = [layer for layer in codec._flatten_layers() if isinstance(
+        layer, NormConv1D | NormConv1DTranspose)]
+    assert variance_preserving_init(codec, seed=0) == len(convs) > 10
+    varying, offset = latents(codec)
+    assert varying > offset  # now the frames differ more than they share
+    for conv in convs:
+        assert not np.any(_np(conv.bias))
+        v = _np(conv.kernel_v)
+        np.testing.assert_allclose(_np(conv.effective_kernel()), v, rtol=1e-5, atol=1e-7)
+    # Same seed, same weights, on any backend (NumPy draws them).
+    first = [_np(w) for w in codec.weights]
+    variance_preserving_init(codec, seed=0)
+    for a, b in zip(first, [_np(w) for w in codec.weights], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_variance_preserving_init_kernel_scale(transposed):
+    layer = (NormConv1DTranspose(64, 8, strides=4) if transposed
+             else NormConv1D(64, 7, norm="none"))
+    layer.build((None, None, 32))
+    variance_preserving_init(layer, seed=1, scale=2.0)
+    kernel = _np(layer.kernel_v if transposed else layer.kernel)
+    fan_in = 8 * 32 / 4 if transposed else 7 * 32
+    assert kernel.var() == pytest.approx(2.0 / fan_in, rel=0.05)
