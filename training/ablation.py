@@ -21,11 +21,13 @@ the step-``N`` models are the same as the first ``N`` steps of a full run.
 ``--shared-steps S`` (0 < S < N) trains one common trunk without distillation for the first
 ``S`` steps (``<out>/shared``, the ``none`` config) and branches every variant from its step-``S``
 checkpoint (weights, optimizer moments, RNG state and data position) for the remaining
-``N - S`` steps. From scratch, this codec sits for ~1500-2000 steps on a plateau where the
-decoder outputs near-silence (``docs/default_model.md``), and the step at which a run leaves it
-varies from run to run; at CPU-sized step counts that timing would swamp the effect of the
-distillation target. A shared trunk removes it, at a price: distillation then acts only on the
-last ``N - S`` steps.
+``N - S`` steps. With torch's initialisation (the reference's), this codec sits for ~1500-2000
+steps or more on a plateau where the decoder outputs near-silence (``docs/default_model.md``),
+and the step at which a run leaves it varies from run to run; at CPU-sized step counts that
+timing would swamp the effect of the distillation target. A shared trunk removes it, at a
+price: distillation then acts only on the last ``N - S`` steps. With ``--set
+train.init=variance_preserving`` runs leave the plateau within ~500 steps, and every variant
+can train from scratch.
 
 ``--set model.n_filters=8 model.dimension=128 ...`` changes every variant (and the trunk) the
 same way: the ablation then trains ``<out>/configs/small_<variant>.json``, each extending its
