@@ -249,6 +249,10 @@ def report(results, steps, report_dir, data, shared_steps=0, overrides=None):
                      f"{_fmt(row['stoi'], '.3f')} | {_fmt(row['visqol'], '.3f')} | "
                      f"{_fmt(row['pesq'], '.2f')} | {_fmt(row['mel_distance'], '.3f')} |")
         plotted.append((variant, row))
+    if any(v in ("sm", "lm_sm", "lm_sm_positional") for v, _ in plotted):
+        lines += ["", "The SM teacher (the Whisper tiny.en encoder) is also the ASR judge's "
+                  "encoder, so SM distillation may favour this judge more than another ASR "
+                  "system."]
     text = "\n".join(lines) + "\n"
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)

@@ -76,6 +76,7 @@ def test_report_gives_relative_wer_and_plot(tmp_path):
     assert "| no distillation | 60.00 |" in text
     assert "-15.0 %" in text  # (51 - 60) / 60
     assert "share their first 500 steps" in text
+    assert "also the ASR judge" in text  # lm_sm uses the judge's own encoder as SM teacher
     assert (tmp_path / "ablation.md").read_text() == text
     assert (tmp_path / "ablation.png").stat().st_size > 0
 
