@@ -181,6 +181,19 @@ def evaluate(presets, data, out):
     return json.loads((Path(out) / "eval" / "results.json").read_text())
 
 
+def load_records(out):
+    """The per-utterance evaluation records in ``<out>/eval`` (a truncated line is skipped)."""
+    path = Path(out) / "eval" / "results.jsonl"
+    records = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
 class _BackgroundEvaluation:
     """At most one ``dmcodec evaluate`` of a single preset in the background at a time (they
     share one results file), so a finished variant is scored while the next one trains."""
@@ -211,8 +224,48 @@ def _fmt(value, spec):
         else format(value, spec)
 
 
-def report(results, steps, report_dir, data, shared_steps=0, overrides=None):
-    """Writes ``ablation.md`` and ``ablation.png``; returns the Markdown text."""
+PAIRED_METRICS = (("wil", "WIL", ".1f", 100.0), ("stoi", "STOI", ".3f", 1.0),
+                  ("visqol", "ViSQOL", ".3f", 1.0), ("mel_distance", "mel dist.", ".3f", 1.0))
+
+
+def paired_differences(records, variant, metric, base="none"):
+    """Mean per-utterance difference ``variant - base`` of ``metric`` over the utterances both
+    were scored on, with a normal 95 % interval: ``(mean, half_width, n)`` or None."""
+    def scores(system):
+        return {r["id"]: r[metric] for r in records if r["system"] == f"ablation_{system}"
+                and r.get(metric) is not None and not math.isnan(r[metric])}
+
+    a, b = scores(variant), scores(base)
+    diffs = [a[i] - b[i] for i in sorted(a.keys() & b.keys())]
+    if len(diffs) < 2:
+        return None
+    mean = sum(diffs) / len(diffs)
+    var = sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)
+    return mean, 1.96 * math.sqrt(var / len(diffs)), len(diffs)
+
+
+def _paired_table(records, variants):
+    lines = ["", "Per-utterance differences from `none` on the same utterances (mean, 95 % "
+             "interval; an interval that excludes 0 is a difference this test set resolves):", "",
+             "| variant | " + " | ".join(f"Δ {title}" for _, title, _, _ in PAIRED_METRICS) + " |",
+             "|---|" + "---:|" * len(PAIRED_METRICS)]
+    for variant in variants:
+        if variant == "none":
+            continue
+        cells = []
+        for metric, _, spec, factor in PAIRED_METRICS:
+            found = paired_differences(records, variant, metric)
+            cells.append("–" if found is None else
+                         f"{found[0] * factor:+{spec}} ± {found[1] * factor:{spec}}")
+        lines.append(f"| {DESCRIPTIONS[variant]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(results, steps, report_dir, data, shared_steps=0, overrides=None, records=None):
+    """Writes ``ablation.md`` and ``ablation.png``; returns the Markdown text.
+
+    ``records`` (the evaluation's per-utterance ``results.jsonl`` rows) add a table of paired
+    differences from ``none`` with 95 % intervals."""
     rows = {row["label"]: row for row in results["summary"]}
     original = next((r for r in results["summary"] if r["label"].startswith("Original")), None)
     base = rows.get("ablation_none")
@@ -249,6 +302,8 @@ def report(results, steps, report_dir, data, shared_steps=0, overrides=None):
                      f"{_fmt(row['stoi'], '.3f')} | {_fmt(row['visqol'], '.3f')} | "
                      f"{_fmt(row['pesq'], '.2f')} | {_fmt(row['mel_distance'], '.3f')} |")
         plotted.append((variant, row))
+    if records and base is not None:
+        lines += _paired_table(records, [v for v, _ in plotted])
     if any(v in ("sm", "lm_sm", "lm_sm_positional") for v, _ in plotted):
         lines += ["", "The SM teacher (the Whisper tiny.en encoder) is also the ASR judge's "
                   "encoder, so SM distillation may favour this judge more than another ASR "
@@ -331,7 +386,7 @@ def main(argv=None):
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 1
     print(report(results, args.steps, args.report or args.out, args.data,
-                 args.shared_steps, overrides))
+                 args.shared_steps, overrides, records=load_records(args.out)))
     return 0
 
 

@@ -193,3 +193,26 @@ def test_a_failed_background_evaluation_stops_the_run(fake_training, tmp_path, m
     monkeypatch.setattr(ablation.subprocess, "Popen", FailingPopen)
     assert ablation.main(["--steps", "500", "--out", str(tmp_path), "--variants", "none",
                           "sm"]) == 1
+
+
+def test_paired_differences_and_their_table(tmp_path):
+    def rec(system, utt, stoi, wil):
+        return {"system": f"ablation_{system}", "id": utt, "stoi": stoi, "wil": wil,
+                "visqol": float("nan"), "mel_distance": 0.5}
+
+    records = [rec("none", "a", 0.70, 1.0), rec("none", "b", 0.60, 0.9),
+               rec("none", "c", 0.80, 1.0), rec("lm_sm", "a", 0.72, 0.9),
+               rec("lm_sm", "b", 0.63, 0.9), rec("lm_sm", "c", 0.81, 1.0),
+               rec("lm_sm", "only_here", 0.99, 0.0)]  # no `none` score: not paired
+    mean, half, n = ablation.paired_differences(records, "lm_sm", "stoi")
+    assert n == 3 and mean == pytest.approx(0.02)
+    assert half == pytest.approx(1.96 * 0.01 / 3 ** 0.5)  # sd of (0.02, 0.03, 0.01) is 0.01
+    assert ablation.paired_differences(records, "lm_sm", "visqol") is None  # NaNs dropped
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "results.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in records) + '\n{"system": "trunc')
+    assert ablation.load_records(tmp_path) == json.loads(json.dumps(records))
+    summary = [{"label": f"ablation_{v}", "wer": 50.0, "wil": 60.0, "stoi": 0.7, "visqol": 2.0,
+                "pesq": 1.5, "mel_distance": 0.5} for v in ("none", "lm_sm")]
+    text = ablation.report({"summary": summary}, 100, tmp_path, "d", records=records)
+    assert "| LM + SM, word-aligned text (ours) | -3.3 ± 6.5 | +0.020 ± 0.011 | – | +0.000" in text
