@@ -312,7 +312,7 @@ def report(results, steps, report_dir, data, shared_steps=0, overrides=None, rec
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "ablation.md").write_text(text)
-    _plot(plotted, original, steps, report_dir / "ablation.png")
+    _plot(plotted, original, steps, report_dir / "ablation.png", resized=bool(overrides))
     return text
 
 
@@ -326,7 +326,7 @@ def _flat(overrides, prefix=""):
     return ", ".join(items)
 
 
-def _plot(plotted, original, steps, path):
+def _plot(plotted, original, steps, path, resized=False):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -344,7 +344,8 @@ def _plot(plotted, original, steps, path):
             ax.legend(loc="lower right", fontsize=7)
         ax.set_xticks(range(len(values)), names, rotation=30, ha="right", fontsize=8)
         ax.set_title(title, fontsize=9)
-    fig.suptitle(f"Distillation ablation, dmcodec_small, {steps} steps, 8 codebooks", fontsize=10)
+    model = "dmcodec_small" + (" with the changes listed in ablation.md" if resized else "")
+    fig.suptitle(f"Distillation ablation, {model}, {steps} steps, 8 codebooks", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
