@@ -372,10 +372,10 @@ def main(argv=None):
         background = None if args.train_only else _BackgroundEvaluation(args.data, args.out)
         presets = []
         try:
-            for variant in args.variants:
+            for i, variant in enumerate(args.variants):
                 train_variant(variant, args.steps, args.out, args.shared_steps, overrides)
                 presets.append(ship_variant(variant, args.steps, args.out))
-                if background is not None and variant != args.variants[-1]:
+                if background is not None and i < len(args.variants) - 1:
                     background.start(presets[-1])  # scored while the next variant trains
         finally:
             if background is not None:

@@ -114,8 +114,10 @@ def build_trainer(config):
     from keras_dmcodec.models.dmcodec import DMCodec
     from keras_dmcodec.models.trainer import DMCodecTrainer
 
-    codec = DMCodec(**config["model"], seed=config["train"].get("seed"))
     init = config["train"].get("init", "torch")
+    if init not in ("torch", "variance_preserving"):
+        raise ValueError(f"train.init must be 'torch' or 'variance_preserving', got {init!r}")
+    codec = DMCodec(**config["model"], seed=config["train"].get("seed"))
     if init == "variance_preserving":
         # Before the first batch, so the k-means codebooks see the new latents; a resumed run
         # overwrites these weights with its checkpoint's.
@@ -123,8 +125,6 @@ def build_trainer(config):
 
         codec.build((None, None))
         variance_preserving_init(codec, seed=int(config["train"].get("seed", 1234)))
-    elif init != "torch":
-        raise ValueError(f"train.init must be 'torch' or 'variance_preserving', got {init!r}")
     trainer = DMCodecTrainer(codec, discriminators=config.get("discriminators"),
                              **config.get("loss", {}))
     opt = config["optimizer"]

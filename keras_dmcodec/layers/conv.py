@@ -66,9 +66,14 @@ def weight_norm_kernel(kernel_v, kernel_g):
     transposed conv, as torch.nn.utils.weight_norm(dim=0) does on the
     reference's layouts. No epsilon, for exact parity.
     """
+    return kernel_v * (kernel_g / weight_norm_magnitude(kernel_v, keepdims=True))
+
+
+def weight_norm_magnitude(kernel_v, keepdims=False):
+    """``||v||`` over every axis of ``kernel_v`` but the last (the ``g`` that makes the
+    weight-normed kernel equal ``v``)."""
     axes = tuple(range(len(kernel_v.shape) - 1))
-    norm = ops.sqrt(ops.sum(ops.square(kernel_v), axis=axes, keepdims=True))
-    return kernel_v * (kernel_g / norm)
+    return ops.sqrt(ops.sum(ops.square(kernel_v), axis=axes, keepdims=keepdims))
 
 
 def add_weight_norm_variables(layer, shape, initializer):
@@ -78,8 +83,7 @@ def add_weight_norm_variables(layer, shape, initializer):
     in torch. Must run eagerly (in ``build``). Returns ``(kernel_v, kernel_g)``.
     """
     kernel_v = layer.add_weight(name="kernel_v", shape=shape, initializer=initializer)
-    axes = tuple(range(len(shape) - 1))
-    g_init = ops.convert_to_numpy(ops.sqrt(ops.sum(ops.square(kernel_v.value), axis=axes)))
+    g_init = ops.convert_to_numpy(weight_norm_magnitude(kernel_v.value))
     kernel_g = layer.add_weight(name="kernel_g", shape=(shape[-1],),
                                 initializer=keras.initializers.Constant(g_init))
     return kernel_v, kernel_g
@@ -143,8 +147,7 @@ def variance_preserving_init(layer, seed=0, scale=1.0):
         kernel = (rng.standard_normal(shape) * np.sqrt(scale / fan_in)).astype(weight.dtype)
         weight.assign(kernel)
         if sub.norm == "weight_norm":
-            axes = tuple(range(len(shape) - 1))
-            sub.kernel_g.assign(np.sqrt(np.square(kernel).sum(axis=axes)).astype(weight.dtype))
+            sub.kernel_g.assign(weight_norm_magnitude(ops.convert_to_tensor(kernel)))
         if sub.bias is not None:
             sub.bias.assign(np.zeros(sub.bias.shape, sub.bias.dtype))
         changed += 1

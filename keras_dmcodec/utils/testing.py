@@ -17,6 +17,11 @@ def _as_numpy(x):
     return np.asarray(ops.convert_to_numpy(x), np.float64)
 
 
+def _latents(model, audio):
+    """``model``'s encoder output for ``audio`` (``[batch, samples]``), float64."""
+    return _as_numpy(model.encoder(model._as_channels_last(ops.convert_to_tensor(audio))))
+
+
 def untied_frames(model, audio, margin=1e-4):
     """Frames of one clip whose first-layer nearest code wins by more than float32 rounding.
 
@@ -36,7 +41,7 @@ def untied_frames(model, audio, margin=1e-4):
         >>> untied = untied_frames(model, audio)  # doctest: +SKIP
         >>> np.testing.assert_array_equal(a[:, untied], b[:, untied])  # doctest: +SKIP
     """
-    latents = _as_numpy(model.encoder(model._as_channels_last(ops.convert_to_tensor(audio[None]))))
+    latents = _latents(model, audio[None])
     codebook = _as_numpy(model.quantizer.quantizers[0].codebook)
     dist = ((latents[0][:, None] - codebook[None]) ** 2).sum(-1)
     nearest = codebook[np.argmin(dist, axis=1)]
@@ -65,7 +70,7 @@ def assert_codes_equal_up_to_ties(model, audio, codes, expected, margin=1e-3):
     differing = np.argwhere(np.any(codes != expected, axis=1))  # (batch, frame) pairs
     if not len(differing):
         return 0
-    latents = _as_numpy(model.encoder(model._as_channels_last(ops.convert_to_tensor(audio))))
+    latents = _latents(model, audio)
     books = [_as_numpy(q.codebook) for q in model.quantizer.quantizers]
     for item, frame in differing:
         got, want = codes[item, :, frame], expected[item, :, frame]
