@@ -107,6 +107,26 @@ def _distribution_scope(config):
                      "multi_worker_mirrored")
 
 
+def _warm_start(codec, preset):
+    """Copies every weight (codebooks and their EMA state included) of a trained preset
+    directory into ``codec``, whose architecture must match.
+
+    The step, optimizer state and learning-rate schedule start afresh: this is a fine-tune,
+    not a resume (``--resume`` is for continuing one run from its own checkpoints).
+    """
+    from keras_dmcodec.presets import load_preset
+
+    source = load_preset(preset)
+    codec.build((None, None))
+    ours, theirs = codec.get_config(), source.get_config()
+    differ = sorted(k for k in ours if k not in ("seed", "name", "dtype", "trainable")
+                    and ours[k] != theirs.get(k))
+    if differ:
+        raise ValueError(f"train.init_from {preset}: its model differs from the config's in "
+                         + ", ".join(f"{k} ({theirs.get(k)!r} vs {ours[k]!r})" for k in differ))
+    codec.set_weights(source.get_weights())
+
+
 def build_trainer(config):
     """A compiled ``DMCodecTrainer`` for ``config``."""
     import keras
@@ -117,8 +137,14 @@ def build_trainer(config):
     init = config["train"].get("init", "torch")
     if init not in ("torch", "variance_preserving"):
         raise ValueError(f"train.init must be 'torch' or 'variance_preserving', got {init!r}")
+    init_from = config["train"].get("init_from")
+    if init_from and "init" in config["train"]:
+        raise ValueError("train.init and train.init_from are exclusive: a warm start replaces "
+                         "every codec weight")
     codec = DMCodec(**config["model"], seed=config["train"].get("seed"))
-    if init == "variance_preserving":
+    if init_from:
+        _warm_start(codec, init_from)
+    elif init == "variance_preserving":
         # Before the first batch, so the k-means codebooks see the new latents; a resumed run
         # overwrites these weights with its checkpoint's.
         from keras_dmcodec.layers.conv import variance_preserving_init

@@ -167,3 +167,31 @@ def test_variance_preserving_init_option(config):
     config["train"]["init"] = "xavier"
     with pytest.raises(ValueError, match="train.init"):
         build_trainer(config)
+
+
+def test_init_from_preset_warm_starts_every_weight(config, tmp_path):
+    from keras_dmcodec.models.dmcodec import DMCodec
+
+    source = DMCodec(**config["model"], seed=99)
+    source.build((None, None))
+    source.save_to_preset(tmp_path / "preset")
+    config["train"]["init_from"] = str(tmp_path / "preset")
+    trainer = build_trainer(config)
+    for ours, theirs in zip(trainer.codec.get_weights(), source.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    out = train(config, tmp_path / "run", verbose=0)  # and it trains from there
+    assert out["step"] == 4 and not out["stopped_on_nan"]
+
+
+def test_init_from_rejects_other_architecture_and_init(config, tmp_path):
+    from keras_dmcodec.models.dmcodec import DMCodec
+
+    other = DMCodec(**{**config["model"], "dimension": 16})
+    other.build((None, None))
+    other.save_to_preset(tmp_path / "preset")
+    config["train"]["init_from"] = str(tmp_path / "preset")
+    with pytest.raises(ValueError, match=r"dimension \(16 vs 8\)"):
+        build_trainer(config)
+    config["train"]["init"] = "variance_preserving"
+    with pytest.raises(ValueError, match="exclusive"):
+        build_trainer(config)
