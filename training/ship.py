@@ -42,7 +42,10 @@ def codec_from_checkpoint(run, step=None):
         raise FileNotFoundError(f"{run}: no config.json (not a training.train output directory)")
     config = json.loads(config_path.read_text())
     step, path = checkpoint_dir(run, step)
-    trainer = build_trainer(config)
+    # The checkpoint replaces every weight: skip the warm start / re-initialisation (the
+    # warm-start preset may be gone, or be the very folder being shipped to).
+    trainer = build_trainer({**config, "train": {k: v for k, v in config["train"].items()
+                                                 if k not in ("init", "init_from")}})
     trainer.load_weights(path / "trainer.weights.h5")
     return trainer.codec, config, step
 
@@ -56,6 +59,17 @@ def _teacher_settings(spec):
         return open_teacher_cache(spec).settings
     except (FileNotFoundError, ValueError):
         return {"cache": spec, "note": "cache not found at ship time"}
+
+
+def _lineage(preset):
+    """What a warm-started run started from: the preset's own training record."""
+    try:
+        meta = json.loads((Path(preset) / "config.json").read_text()).get("metadata") or {}
+    except (OSError, ValueError):
+        return {"preset": str(preset), "note": "preset not found at ship time"}
+    return {"preset": str(preset), "step": meta.get("step"),
+            "total_steps": meta.get("total_steps", meta.get("step")),
+            "train_data": meta.get("train_data"), "init_from": meta.get("init_from")}
 
 
 def ship(run, out, step=None, overwrite=False):
@@ -73,6 +87,10 @@ def ship(run, out, step=None, overwrite=False):
         if loss.get("distill") not in (None, "none") else None,
         "training_config": config.get("description", ""),
     }
+    if config["train"].get("init_from"):  # a fine-tune: record where it started
+        start = _lineage(config["train"]["init_from"])
+        metadata["init_from"] = start
+        metadata["total_steps"] = int(step) + int(start.get("total_steps") or 0)
     codec.save_to_preset(out, overwrite=overwrite, metadata=metadata)
     return out, metadata
 

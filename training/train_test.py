@@ -172,15 +172,28 @@ def test_variance_preserving_init_option(config):
 def test_init_from_preset_warm_starts_every_weight(config, tmp_path):
     from keras_dmcodec.models.dmcodec import DMCodec
 
+    from training.ship import main as ship_main
+
     source = DMCodec(**config["model"], seed=99)
     source.build((None, None))
-    source.save_to_preset(tmp_path / "preset")
+    source.save_to_preset(tmp_path / "preset", metadata={"step": 10, "train_data": "a.tsv"})
     config["train"]["init_from"] = str(tmp_path / "preset")
     trainer = build_trainer(config)
     for ours, theirs in zip(trainer.codec.get_weights(), source.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, theirs)
     out = train(config, tmp_path / "run", verbose=0)  # and it trains from there
     assert out["step"] == 4 and not out["stopped_on_nan"]
+    # Shipping the fine-tune back over its own starting point records the lineage.
+    assert ship_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "preset"),
+                      "--force"]) == 0
+    meta = json.loads((tmp_path / "preset" / "config.json").read_text())["metadata"]
+    assert meta["step"] == 4 and meta["total_steps"] == 14
+    assert meta["init_from"]["step"] == 10 and meta["init_from"]["train_data"] == "a.tsv"
+    shipped = DMCodec.from_preset(tmp_path / "preset")
+    audio = np.random.default_rng(1).normal(size=(1, 3200)).astype("float32") * 0.1
+    trained = build_trainer({**config, "train": {**config["train"], "init_from": None}})
+    load_checkpoint(trained, tmp_path / "run" / "checkpoints" / "step-4")
+    np.testing.assert_array_equal(shipped.encode(audio), trained.codec.encode(audio))
 
 
 def test_init_from_rejects_other_architecture_and_init(config, tmp_path):
