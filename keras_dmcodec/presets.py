@@ -105,14 +105,30 @@ def load_preset(preset, load_weights=True, **overrides):
 
 
 def save_preset(model, directory, overwrite=False, metadata=None):
-    """Writes ``config.json`` + ``model.weights.h5`` to ``directory`` atomically."""
+    """Writes ``config.json`` + ``model.weights.h5`` to ``directory`` atomically.
+
+    Overwriting replaces those two files only: anything else in the folder (a model card,
+    plots, reports) is carried over into the new preset.
+    """
+    import shutil
+
     from keras_dmcodec import __version__
     from keras_dmcodec.utils.files import atomic_directory
 
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise FileExistsError(f"{directory}: already exists (pass overwrite=True to replace it)")
+    if directory.exists() and not directory.is_dir():
+        raise FileExistsError(f"{directory}: exists and is not a folder")
     with atomic_directory(directory, prefix=".tmp_preset_") as tmp:
+        if directory.is_dir():
+            for entry in directory.iterdir():
+                if entry.name in (CONFIG_FILE, WEIGHTS_FILE):
+                    continue
+                if entry.is_dir():
+                    shutil.copytree(entry, tmp / entry.name, symlinks=True)
+                else:
+                    shutil.copy2(entry, tmp / entry.name, follow_symlinks=False)
         config = {
             "class_name": "DMCodec",
             "config": model.get_config(),

@@ -107,6 +107,16 @@ def test_weights_file_and_preset_round_trip(codec, audio, tmp_path, tiny_config)
     loaded = DMCodec.from_preset(tmp_path / "preset")
     np.testing.assert_array_equal(loaded.encode(audio), codes)
     np.testing.assert_array_equal(loaded.decode(codes), codec.decode(codes))
+    # Overwriting replaces the model, and keeps the folder's other files (a model card).
+    (tmp_path / "preset" / "README.md").write_text("model card")
+    (tmp_path / "preset" / "plots").mkdir()
+    (tmp_path / "preset" / "plots" / "a.png").write_bytes(b"png")
+    other.save_to_preset(tmp_path / "preset", overwrite=True, metadata={"step": 2})
+    assert (tmp_path / "preset" / "README.md").read_text() == "model card"
+    assert (tmp_path / "preset" / "plots" / "a.png").read_bytes() == b"png"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")) == []
+    reloaded = DMCodec.from_preset(tmp_path / "preset")
+    np.testing.assert_array_equal(reloaded.encode(audio), other.encode(audio))
 
 
 def test_presets():

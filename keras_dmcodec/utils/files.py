@@ -6,6 +6,18 @@ import tempfile
 from pathlib import Path
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(path, base):
+    # mkstemp / mkdtemp create private (0600 / 0700) entries; give the result the mode a plain
+    # open() / mkdir() would have, so a replaced output stays readable by the same people.
+    os.chmod(path, base & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_output(path):
     """Yields a temporary path in ``path``'s folder; renames it to ``path`` on success.
@@ -19,6 +31,7 @@ def atomic_output(path):
     handle, tmp = tempfile.mkstemp(prefix=f".tmp_{path.stem}.", suffix=path.suffix,
                                    dir=path.parent)
     os.close(handle)
+    _default_mode(tmp, 0o666)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -41,6 +54,7 @@ def atomic_directory(path, prefix=None):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=prefix or f".tmp_{path.name}.", dir=path.parent))
+    _default_mode(tmp, 0o777)
     try:
         yield tmp
         if path.exists():

@@ -32,3 +32,21 @@ def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
         (tmp / "c.txt").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["c.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preset"]
+
+
+def test_atomic_outputs_get_the_default_mode_not_the_private_temp_one(tmp_path):
+    import os
+    import stat
+
+    from keras_dmcodec.utils.files import atomic_directory
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+        with atomic_directory(tmp_path / "d") as tmp:
+            (tmp / "a.txt").write_text("1")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644  # mkstemp gives 0600
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755  # mkdtemp gives 0700
