@@ -46,7 +46,7 @@ test: $(STAMP)
 	VENV=$(VENV) bash tools/run_tests.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check keras_dmcodec tests benchmarks tools
+	$(BIN)/ruff check keras_dmcodec training tests benchmarks tools
 
 clean-venv:
 	rm -rf $(VENV)

@@ -171,7 +171,6 @@ def test_variance_preserving_init_option(config):
 
 def test_init_from_preset_warm_starts_every_weight(config, tmp_path):
     from keras_dmcodec.models.dmcodec import DMCodec
-
     from training.ship import main as ship_main
 
     source = DMCodec(**config["model"], seed=99)
