@@ -6,16 +6,21 @@ import tempfile
 from pathlib import Path
 
 
-def _umask():
-    mask = os.umask(0)
+def _read_umask():
+    # os.umask can only be read by setting it; do that once, at import (single-threaded), not
+    # per write, where another thread could create a file under the temporary mask.
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def _default_mode(path, base):
     # mkstemp / mkdtemp create private (0600 / 0700) entries; give the result the mode a plain
     # open() / mkdir() would have, so a replaced output stays readable by the same people.
-    os.chmod(path, base & ~_umask())
+    os.chmod(path, base & ~_UMASK)
 
 
 @contextlib.contextmanager

@@ -38,15 +38,13 @@ def test_atomic_outputs_get_the_default_mode_not_the_private_temp_one(tmp_path):
     import os
     import stat
 
-    from keras_dmcodec.utils.files import atomic_directory
+    from keras_dmcodec.utils.files import _UMASK, atomic_directory
 
-    mask = os.umask(0o022)
-    try:
-        with atomic_output(tmp_path / "f.txt") as tmp:
-            tmp.write_text("x")
-        with atomic_directory(tmp_path / "d") as tmp:
-            (tmp / "a.txt").write_text("1")
-    finally:
-        os.umask(mask)
-    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644  # mkstemp gives 0600
-    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755  # mkdtemp gives 0700
+    with atomic_output(tmp_path / "f.txt") as tmp:
+        tmp.write_text("x")
+    with atomic_directory(tmp_path / "d") as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert _UMASK == os.umask(_UMASK)  # the mask the process runs with
+    # mkstemp gives 0600 and mkdtemp 0700 whatever the umask
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~_UMASK
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o777 & ~_UMASK
