@@ -63,9 +63,11 @@ def _teacher_settings(spec):
 
 def _lineage(preset):
     """What a warm-started run started from: the preset's own training record."""
+    from keras_dmcodec.presets import PresetError, _read_config
+
     try:
-        meta = json.loads((Path(preset) / "config.json").read_text()).get("metadata") or {}
-    except (OSError, ValueError):
+        meta = _read_config(preset).get("metadata") or {}
+    except (OSError, PresetError):
         return {"preset": str(preset), "note": "preset not found at ship time"}
     return {"preset": str(preset), "step": meta.get("step"),
             "total_steps": meta.get("total_steps", meta.get("step")),
