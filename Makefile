@@ -1,6 +1,6 @@
 # Two entry points, each creating or reusing the virtual environment in .venv:
 #   make demo   encode + decode the bundled speech sample, print metrics, write the WAV
-#   make test   the whole test suite on the TensorFlow, JAX and PyTorch backends
+#   make test   lint (style, import layers) + the whole test suite on TensorFlow, JAX and PyTorch
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -42,11 +42,15 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/dmcodec demo --force
 
-test: $(STAMP)
+test: lint
 	VENV=$(VENV) bash tools/run_tests.sh
 
+# Style, the import-layer contract (pyproject.toml [tool.importlinter]: layers, no cycles,
+# the library never imports training/) and no unexplained function-level imports.
 lint: $(STAMP)
 	$(BIN)/ruff check keras_dmcodec training tests benchmarks tools
+	$(BIN)/lint-imports
+	$(BIN)/python tools/check_deferred_imports.py keras_dmcodec training
 
 clean-venv:
 	rm -rf $(VENV)

@@ -8,6 +8,7 @@ checkpoint to a Keras preset). ``--backend`` picks the Keras backend.
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 import time
@@ -23,7 +24,6 @@ COMMAND_MODULES = (
     "keras_dmcodec.commands.evaluate",
     "keras_dmcodec.commands.teachers",
     "keras_dmcodec.commands.tokenize_corpus",
-    "keras_dmcodec.commands.train",
     "keras_dmcodec.commands.codec",
     "keras_dmcodec.commands.export",
 )
@@ -33,6 +33,8 @@ def _parser():
     parser = argparse.ArgumentParser(prog="dmcodec", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the native libraries' start-up log lines")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="encode and decode a speech sample, print metrics")
@@ -168,15 +170,60 @@ def _convert(args):
     return 0
 
 
-def main(argv=None):
-    args = _parser().parse_args(argv)
-    if args.backend:
-        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
-            print("dmcodec: error: --backend must be chosen before Keras is imported",
-                  file=sys.stderr)
-            return 2
-        os.environ["KERAS_BACKEND"] = args.backend
+def _import_keras(quiet):
+    """Imports Keras and TensorFlow once the backend is chosen.
+
+    TensorFlow's native start-up lines (oneDNN notice, CUDA driver probing) are written
+    to file descriptor 2 before its logging is configured, so TF_CPP_MIN_LOG_LEVEL does
+    not hide them; unless ``quiet`` is False they are discarded, and the command prints
+    only its own lines. TensorFlow is imported here on every backend because Keras's
+    predict path and tf.data import it later anyway (on JAX and torch too), and would
+    then print the same lines. Errors raised by the imports themselves still reach stderr.
+    """
+    if not quiet or "keras" in sys.modules:
+        import keras  # noqa: F401  (deferred: the backend is chosen first)
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401  (deferred: the backend is chosen first)
+
+        if importlib.util.find_spec("tensorflow") is not None:
+            import tensorflow  # noqa: F401  (deferred, heavy: only to silence its start-up)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _choose_backend(argv):
+    """Reads ``--backend`` / ``--verbose`` wherever they stand, before Keras is imported.
+
+    Returns ``(verbose, error)``: the subcommand modules import the library (and so
+    Keras) at module top, so the backend must be set before the full parser is built.
+    """
+    early = argparse.ArgumentParser(prog="dmcodec", add_help=False)
+    early.add_argument("--backend", choices=BACKENDS, default=None)
+    early.add_argument("--verbose", action="store_true")
+    known, _ = early.parse_known_args(argv)
+    if known.backend:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != known.backend:
+            return known.verbose, "--backend must be chosen before Keras is imported"
+        os.environ["KERAS_BACKEND"] = known.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return known.verbose, None
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    verbose, error = _choose_backend(argv)
+    if error:
+        print(f"dmcodec: error: {error}", file=sys.stderr)
+        return 2
+    _import_keras(quiet=not verbose)
+    args = _parser().parse_args(argv)
     try:
         return args.handler(args)
     except (ValueError, TypeError, OSError) as err:

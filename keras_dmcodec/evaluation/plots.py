@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_dmcodec.audio import load_audio
+from keras_dmcodec.evaluation.layout import showcase_path
 from keras_dmcodec.utils.files import atomic_output
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
@@ -170,9 +172,6 @@ def write_plots(out_dir, rows, records, showcase_id=None):
     The spectrogram figure uses the showcased utterance's audio that the runner
     kept in ``audio/`` (the first utterance by id unless ``showcase_id`` is given).
     """
-    from keras_dmcodec.audio import load_audio
-    from keras_dmcodec.evaluation.runner import showcase_path
-
     out_dir = Path(out_dir)
     written = []
     by_key = {(r["system"], r["n_q"], r["id"]): r for r in records}

@@ -19,12 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_dmcodec.corpus import list_corpus
 from keras_dmcodec.evaluation import metrics
+from keras_dmcodec.evaluation.layout import RESULTS_FILE, RUN_FILE, showcase_path
 from keras_dmcodec.evaluation.systems import OriginalAudio
-
-RESULTS_FILE = "results.jsonl"
-RUN_FILE = "run.json"
-AUDIO_DIR = "audio"
 
 
 def _record_key(record):
@@ -90,19 +88,13 @@ def _score(reference, estimate, sample_rate, visqol):
     }
 
 
-def showcase_path(out_dir, system_key, n_q, utt_id):
-    """Where the runner keeps a showcased utterance's audio (original: ``n_q`` None)."""
-    name = system_key if n_q is None else f"{system_key}_nq{n_q}"
-    return Path(out_dir) / AUDIO_DIR / name / f"{utt_id}.wav"
-
-
 def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper="lattice",
              showcase=1, progress=True, log=None):
     """Runs the evaluation and returns the list of per-utterance records.
 
     Args:
         systems: ``CodecSystem`` instances (``OriginalAudio`` is added first).
-        utterances: ``Utterance`` list (see ``keras_dmcodec.evaluation.data``).
+        utterances: ``keras_dmcodec.corpus.Utterance`` list, each with a transcript.
         out_dir: output folder (``results.jsonl``, ``run.json``, ``audio/``).
         n_qs: list of codebook counts, or None for each system's maximum. Counts
             above a system's maximum are an error.
@@ -221,7 +213,7 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
 
     Args:
         models: preset names or preset directories (``DMCodec``), or ``CodecSystem``s.
-        data: LibriSpeech-layout folder or manifest.
+        data: LibriSpeech-layout folder or manifest (``keras_dmcodec.corpus.list_corpus``).
         out_dir: output folder (created; reused for resuming).
         n_qs: codebook counts to evaluate (default: each model's maximum).
         references: reference systems, e.g. ``("speechtokenizer",)``.
@@ -237,7 +229,6 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
         dict with ``rows`` (summary), ``result`` (``evaluate``'s output) and ``files``.
     """
     from keras_dmcodec.audio import AudioError, load_audio
-    from keras_dmcodec.evaluation.data import read_dataset
     from keras_dmcodec.evaluation.report import write_reports
     from keras_dmcodec.evaluation.systems import (
         CodecSystem,
@@ -252,7 +243,7 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
                              "cannot install beside the CPU torch)")
         if name not in REFERENCE_SYSTEMS:
             raise ValueError(f"unknown reference {name!r}: expected one of {REFERENCE_SYSTEMS}")
-    utterances, problems = read_dataset(data)
+    utterances, problems = list_corpus(data, require_text=True)
     for problem in problems:
         log(f"warning: {problem}")
     log(f"corpus: {len(utterances)} utterances from {data}"
