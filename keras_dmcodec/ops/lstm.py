@@ -1,0 +1,129 @@
+"""A fast LSTM over a whole sequence on CPU, for every Keras backend.
+
+Keras's ``LSTM`` on CPU steps the whole cell, input matmul included, once per
+frame (its fused paths are cuDNN-only). ``lstm_sequence`` computes the input
+projection of all frames in one matmul and runs only ``h @ W_hh`` in the loop,
+with the best compiled loop each backend has:
+
+- JAX: ``jax.lax.scan`` (compiled with the rest of the graph by ``jit``);
+- TensorFlow: ``tf.scan`` (a ``while_loop`` inside the caller's ``tf.function``);
+- torch: ``torch.lstm``, torch's fused CPU LSTM. Keras's gate order (i, f, c, o)
+  is torch's (i, f, g, o) and ``kernel`` is ``weight_ih`` transposed, so the weights
+  map exactly (``bias_hh`` is zero).
+
+The cell is Keras's ``LSTMCell`` with its defaults: ``z = x @ kernel + h @ recurrent
++ bias``, sigmoid gates, tanh cell activation. Results equal the Keras layer up to
+float32 summation order (about 1e-7). On GPUs callers keep Keras's cuDNN path (see
+``keras_dmcodec.layers.recurrent.FastLSTM``), which is faster there.
+"""
+
+import keras
+from keras import ops
+
+_ACCELERATOR = {}
+
+
+def on_accelerator(inputs=None):
+    """Whether the active backend computes on a GPU/TPU (there Keras's cuDNN path wins)."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return inputs is not None and ops.convert_to_tensor(inputs).device.type != "cpu"
+    if backend not in _ACCELERATOR:
+        if backend == "jax":
+            import jax  # deferred: backend-specific
+
+            _ACCELERATOR[backend] = jax.default_backend() != "cpu"
+        elif backend == "tensorflow":
+            import tensorflow as tf  # deferred: backend-specific
+
+            _ACCELERATOR[backend] = bool(tf.config.list_logical_devices("GPU"))
+        else:
+            _ACCELERATOR[backend] = False
+    return _ACCELERATOR[backend]
+
+
+def _gates(z, c):
+    i, f, g, o = ops.split(z, 4, axis=-1)
+    c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+    return ops.sigmoid(o) * ops.tanh(c), c
+
+
+def _lstm_jax(projected, h, c, recurrent_kernel):
+    import jax  # deferred: backend-specific kernel
+
+    def step(carry, x_t):
+        h, c = carry
+        h, c = _gates(x_t + h @ recurrent_kernel, c)
+        return (h, c), h
+
+    (h, c), outputs = jax.lax.scan(step, (h, c), ops.swapaxes(projected, 0, 1))
+    return ops.swapaxes(outputs, 0, 1), h, c
+
+
+def _lstm_tensorflow(projected, h, c, recurrent_kernel):
+    import tensorflow as tf  # deferred: backend-specific kernel
+
+    def step(carry, x_t):
+        h, c = tf.unstack(carry)
+        h, c = _gates(x_t + tf.matmul(h, recurrent_kernel), c)
+        return tf.stack([h, c])
+
+    states = tf.scan(step, tf.transpose(projected, [1, 0, 2]), initializer=tf.stack([h, c]))
+    outputs = tf.transpose(states[:, 0], [1, 0, 2])
+    return outputs, states[-1, 0], states[-1, 1]
+
+
+def _lstm_torch(inputs, h, c, kernel, recurrent_kernel, bias):
+    import torch  # deferred: backend-specific kernel
+
+    kernel = ops.convert_to_tensor(kernel)
+    recurrent_kernel = ops.convert_to_tensor(recurrent_kernel)
+    bias = ops.convert_to_tensor(bias)
+    params = [kernel.t(), recurrent_kernel.t(), bias, torch.zeros_like(bias)]
+    outputs, h, c = torch.lstm(
+        ops.convert_to_tensor(inputs), (h[None], c[None]), params,
+        True, 1, 0.0, torch.is_grad_enabled(), False, True,
+    )
+    return outputs, h[0], c[0]
+
+
+def lstm_sequence(inputs, initial_h, initial_c, kernel, recurrent_kernel, bias,
+                  go_backwards=False):
+    """Runs a Keras-layout LSTM over ``[batch, time, features]`` inputs.
+
+    Args:
+        inputs: float tensor ``[batch, time, features]``.
+        initial_h, initial_c: ``[batch, units]`` initial states.
+        kernel: ``[features, 4 * units]`` (Keras ``LSTMCell.kernel``, gates i, f, c, o).
+        recurrent_kernel: ``[units, 4 * units]``.
+        bias: ``[4 * units]``.
+        go_backwards: process the sequence in reverse; as Keras's ``LSTM``, the
+            outputs are then in reverse time order.
+
+    Returns:
+        ``(outputs [batch, time, units], last_h, last_c)``.
+
+    Example:
+
+    >>> x = np.random.rand(2, 5, 3).astype("float32")
+    >>> k, r, b = np.ones((3, 8), "float32"), np.ones((2, 8), "float32"), np.zeros(8, "float32")
+    >>> h0 = np.zeros((2, 2), "float32")
+    >>> out, h, c = lstm_sequence(x, h0, h0, k, r, b)
+    >>> tuple(out.shape), tuple(h.shape)
+    ((2, 5, 2), (2, 2))
+    """
+    inputs = ops.convert_to_tensor(inputs)
+    if go_backwards:
+        inputs = ops.flip(inputs, axis=1)
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return _lstm_torch(inputs, ops.convert_to_tensor(initial_h),
+                           ops.convert_to_tensor(initial_c), kernel, recurrent_kernel, bias)
+    projected = ops.matmul(inputs, kernel) + bias
+    h, c = ops.convert_to_tensor(initial_h), ops.convert_to_tensor(initial_c)
+    recurrent_kernel = ops.convert_to_tensor(recurrent_kernel)
+    if backend == "jax":
+        return _lstm_jax(projected, h, c, recurrent_kernel)
+    if backend == "tensorflow":
+        return _lstm_tensorflow(projected, h, c, recurrent_kernel)
+    raise NotImplementedError(f"no fast LSTM for the {backend!r} backend")
