@@ -55,9 +55,9 @@ def evaluate(workdir):
     import keras
 
     from keras_dmcodec.audio import bundled_sample, load_audio
-    from keras_dmcodec.presets import load_preset
+    from keras_dmcodec.models.loader import resolve_model
 
-    model = load_preset(workdir / "preset")
+    model = resolve_model(workdir / "preset").model
     audio, _ = load_audio(bundled_sample()[0], sample_rate=16000)
     batch = audio[None]
     model.encode(batch)  # compile

@@ -36,21 +36,21 @@ def main(argv=None):
     from pystoi import stoi
 
     from keras_dmcodec.audio import load_audio
+    from keras_dmcodec.corpus import list_corpus
     from keras_dmcodec.evaluation.metrics import mel_distance
     from keras_dmcodec.export import OnnxCodec, TFLiteCodec, export_codec
-    from keras_dmcodec.presets import load_preset
-    from training.data import list_corpus
+    from keras_dmcodec.models.loader import resolve_model
 
-    model = load_preset(args.model)
+    model = resolve_model(args.model).model
     out = Path(tempfile.mkdtemp(prefix="export_quality_")) / "exported"
     export_codec(args.model, out, formats=("tflite", "onnx"), num_samples=args.window, int8=True)
     runtimes = {"TFLite": TFLiteCodec(out / "codec.tflite"),
                 "TFLite int8": TFLiteCodec(out / "codec_int8.tflite"),
                 "ONNX": OnnxCodec(out)}
-    items = list_corpus(args.data)[: args.max_utterances]
+    items = list_corpus(args.data).utterances[: args.max_utterances]
     rows = {name: {"agree": [], "stoi": [], "mel": []} for name in ("Keras", *runtimes)}
     for item in items:
-        audio, _ = load_audio(item["path"], sample_rate=model.sample_rate)
+        audio, _ = load_audio(item.path, sample_rate=model.sample_rate)
         n = len(audio)
         keras_codes = np.asarray(model.encode(audio[None]))
         results = {"Keras": (keras_codes, np.asarray(model.decode(keras_codes))[0, :n])}

@@ -76,9 +76,9 @@ def worker_memory(workdir, minutes):
     import soundfile as sf
 
     from keras_dmcodec import inference
-    from keras_dmcodec.presets import load_preset
+    from keras_dmcodec.models.loader import resolve_model
 
-    model = load_preset(workdir / "preset")
+    model = resolve_model(workdir / "preset").model
     path = workdir / f"long_{minutes}.wav"
     if not path.exists():
         with sf.SoundFile(str(path), "w", 16000, 1, subtype="PCM_16") as handle:

@@ -41,9 +41,9 @@ def build_preset(directory):
     import numpy as np
 
     from keras_dmcodec.audio import bundled_sample, load_audio
-    from keras_dmcodec.presets import load_preset
+    from keras_dmcodec.models.loader import resolve_model
 
-    model = load_preset("dmcodec_small", load_weights=False, seed=0)
+    model = resolve_model("dmcodec_small", random_weights=True).model  # seed 0
     audio, _ = load_audio(bundled_sample()[0], sample_rate=model.sample_rate)
     model(audio[None].astype(np.float32), training=True)  # k-means codebook initialisation
     model.save_to_preset(directory)

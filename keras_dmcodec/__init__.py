@@ -18,11 +18,11 @@ _EXPORTS = {
     "SEANetEncoder": "keras_dmcodec.layers.seanet",
     "SEANetResnetBlock": "keras_dmcodec.layers.seanet",
     "SLSTM": "keras_dmcodec.layers.seanet",
-    "CTCTranscriber": "keras_dmcodec.teachers.hubert",
+    "CTCTranscriber": "keras_dmcodec.asr",
     "HubertEncoder": "keras_dmcodec.teachers.hubert",
     "HubertTeacher": "keras_dmcodec.teachers.hubert",
     "PRESETS": "keras_dmcodec.presets",
-    "load_preset": "keras_dmcodec.presets",
+    "resolve_model": "keras_dmcodec.models.loader",
     "save_preset": "keras_dmcodec.presets",
     "tokenize_corpus": "keras_dmcodec.pipelines.tokenize",
 }

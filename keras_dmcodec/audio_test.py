@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from keras_dmcodec.audio import AudioError, bundled_sample, load_audio, write_audio
+from keras_dmcodec.audio import (
+    AudioError,
+    bundled_sample,
+    load_audio,
+    wav_truncation,
+    write_audio,
+)
+from keras_dmcodec.inference import iter_file_blocks
 
 
 def test_bundled_sample_is_16k_speech():
@@ -49,3 +56,39 @@ def test_write_is_atomic_and_refuses_overwrite(tmp_path):
     write_audio(out, np.ones(50, "float32") * 0.5, 16000, overwrite=True)
     assert len(sf.read(out)[0]) == 50
     assert [p.name for p in tmp_path.iterdir()] == ["o.wav"]  # no temp files left
+
+
+def test_truncated_wav_is_an_error(tmp_path):
+    """libsndfile reads a cut-off WAV as a short clip: the header's length must be checked."""
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, np.zeros(32000, np.float32), 16000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:44 + 1000])
+    assert sf.info(str(cut)).frames == 500  # what went through silently before
+    message = f"{cut}: truncated: header declares 32000 samples, file holds 500"
+    with pytest.raises(AudioError) as err:
+        load_audio(cut)
+    assert str(err.value) == message
+    with pytest.raises(AudioError, match="truncated: header declares 32000 samples"):
+        list(iter_file_blocks(cut, 16000))  # the streaming reader `dmcodec encode` uses
+    assert wav_truncation(whole) is None
+    assert load_audio(whole)[0].shape == (32000,)
+    # stereo float (fmt, fact and PEAK chunks before the data): frames of 8 bytes, so one
+    # byte short is one frame short
+    stereo = tmp_path / "stereo.wav"
+    sf.write(stereo, np.zeros((1000, 2), np.float32), 16000, subtype="FLOAT")
+    assert wav_truncation(stereo) is None
+    stereo.write_bytes(stereo.read_bytes()[:-1])
+    assert wav_truncation(stereo) == (1000, 999)
+    # a data length left open by a streaming writer (0) is not a truncation
+    open_ended = tmp_path / "open.wav"
+    raw = bytearray(whole.read_bytes())
+    raw[40:44] = (0).to_bytes(4, "little")
+    open_ended.write_bytes(bytes(raw))
+    assert wav_truncation(open_ended) is None
+    # not a WAV, or too short to hold a header: libsndfile gives the error
+    assert wav_truncation(tmp_path / "missing.wav") is None
+    (tmp_path / "tiny.wav").write_bytes(whole.read_bytes()[:30])
+    assert wav_truncation(tmp_path / "tiny.wav") is None
+    with pytest.raises(AudioError, match="cannot read audio"):
+        load_audio(tmp_path / "tiny.wav")

@@ -14,6 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from keras_dmcodec.audio import bundled_sample, load_audio, write_audio
+from keras_dmcodec.convert import convert_to_file
+from keras_dmcodec.evaluation.metrics import mel_distance, si_snr, stoi
+from keras_dmcodec.presets import locate_preset
+from keras_dmcodec.utils.files import atomic_output
+
 BACKENDS = ("tensorflow", "jax", "torch")
 
 # Subcommands that live beside the code they drive. Each module defines
@@ -39,14 +47,17 @@ def _parser():
 
     demo = sub.add_parser("demo", help="encode and decode a speech sample, print metrics")
     demo.add_argument("--model", default="dmcodec_small",
-                      help="preset name or preset directory (default: dmcodec_small)")
+                      help="preset name, preset folder or keras-hub handle (default: "
+                      "dmcodec_small); a preset without shipped weights runs with random "
+                      "weights, and says so")
     demo.add_argument("--input", default=None, help="audio file (default: bundled sample)")
     demo.add_argument("--n-q", type=int, default=None, help="codebooks to use (default: all)")
     demo.add_argument("-o", "--out", default="outputs/demo", help="output directory")
     demo.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
     info = sub.add_parser("info", help="print a model's configuration and bitrates")
-    info.add_argument("--model", default="dmcodec_base", help="preset name or directory")
+    info.add_argument("--model", default="dmcodec_base",
+                      help="preset name, preset folder or keras-hub handle")
 
     conv = sub.add_parser("convert", help="convert a reference PyTorch checkpoint")
     conv.add_argument("checkpoint", help="reference state dict (.pt/.pth/.bin/.safetensors)")
@@ -67,29 +78,22 @@ def _parser():
     return parser
 
 
-def _load_model(spec, allow_random):
-    """Returns ``(model, description)``; random weights only for named presets when allowed."""
-    from keras_dmcodec.presets import PRESETS, load_preset, preset_weights_dir
+def _resolve(spec, allow_random):
+    """``resolve_model(spec)``, with random weights asked for explicitly where ``allow_random``
+    and ``spec`` is a ``PRESETS`` name without shipped weights (``dmcodec_base``): the demo
+    and ``info`` show an architecture before any trained model of it exists."""
+    # deferred: the resolver imports Keras, which waits until main() has chosen the backend.
+    from keras_dmcodec.models.loader import resolve_model, split_random_prefix
 
-    if spec in PRESETS and preset_weights_dir(spec) is None:
-        if not allow_random:
-            return load_preset(spec, load_weights=False), f"{spec} (random weights)"
-        model = load_preset(spec, load_weights=False, seed=0)
-        return model, (
-            f"{spec} architecture with RANDOMLY INITIALISED weights: no trained model ships "
-            "yet, so the reconstruction is not meaningful speech. Codebooks are k-means "
-            "initialised on the input clip."
-        )
-    return load_preset(spec), f"{spec} (trained weights)"
+    bare, asked = split_random_prefix(spec)
+    source = locate_preset(bare)
+    return resolve_model(source, random_weights=asked or (allow_random and source.weights is None
+                                                          and source.directory is None))
 
 
 def _demo(args):
+    # deferred: Keras is imported once main() has chosen the backend.
     import keras
-    import numpy as np
-
-    from keras_dmcodec.audio import bundled_sample, load_audio, write_audio
-    from keras_dmcodec.evaluation import mel_distance, si_snr, stoi
-    from keras_dmcodec.utils.files import atomic_output
 
     out_dir = Path(args.out)
     wav_out = out_dir / "decoded.wav"
@@ -98,11 +102,18 @@ def _demo(args):
         if path.exists() and not args.force:
             raise FileExistsError(f"{path}: already exists (use --force to replace it)")
 
-    model, description = _load_model(args.model, allow_random=True)
+    resolved = _resolve(args.model, allow_random=True)
+    model, random_weights = resolved.model, resolved.random_weights
+    description = f"{resolved.name} (trained weights, fingerprint {resolved.fingerprint})"
+    if random_weights:
+        description = (
+            f"{resolved.name} architecture with RANDOMLY INITIALISED weights (seed "
+            f"{model.seed}), asked for because no trained weights ship: the reconstruction is "
+            "not meaningful speech. Codebooks are k-means initialised on the input clip."
+        )
     source = Path(args.input) if args.input else bundled_sample()[0]
     audio, sr = load_audio(source, sample_rate=model.sample_rate)
     batch = audio[None]
-    random_weights = "RANDOMLY" in description
     if random_weights:
         model(batch, training=True)  # one training-mode pass runs the k-means initialisation
 
@@ -151,7 +162,10 @@ def _demo(args):
 
 
 def _info(args):
-    model, description = _load_model(args.model, allow_random=False)
+    resolved = _resolve(args.model, allow_random=True)
+    model = resolved.model
+    description = (f"{resolved.name} (no trained weights ship; configuration only)"
+                   if resolved.random_weights else resolved.description)
     print(f"model       : {description}")
     print(f"parameters  : {model.count_params():,}")
     print(f"sample rate : {model.sample_rate} Hz, hop {model.hop_length}, "
@@ -163,8 +177,6 @@ def _info(args):
 
 
 def _convert(args):
-    from keras_dmcodec.convert import convert_to_file
-
     out = convert_to_file(args.checkpoint, args.config, args.out, overwrite=args.force)
     print(f"wrote {out}")
     return 0

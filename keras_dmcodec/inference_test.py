@@ -22,7 +22,7 @@ def codec_and_audio():
     # Random weights give latents with a large common offset, which leaves every frame's
     # two nearest codes tied within float32 rounding; centring them (as training does in
     # effect) makes code comparisons meaningful.
-    latents = model.encoder(model._as_channels_last(ops.convert_to_tensor(audio[None])))
+    latents = model.encode_latents(ops.convert_to_tensor(audio[None]))
     last_conv = model.encoder.model_layers[-1]
     offset = ops.mean(latents, axis=(0, 1))
     last_conv.bias.assign(last_conv.bias - offset)

@@ -9,13 +9,16 @@ A token file is an ``.npz`` (numpy zip, read with ``allow_pickle=False``) with:
 ``num_samples``    int, original length in samples at ``sample_rate``
 ``hop_length``     int, samples per frame
 ``codebook_size``  int
-``model``          str, the ``--model`` the codes came from (preset name or directory)
-``config_hash``    str, fingerprint of the architecture (``config_fingerprint``)
-``codebook_hash``  str, fingerprint of the codebook values (``codebook_fingerprint``)
+``model``          str, the model's preset name (``ResolvedModel.name``: a preset name or
+                   the preset folder's name), never a path
+``fingerprint``    str, the whole model's fingerprint (``model_fingerprint(model).weights``)
+``config_hash``    str, its architecture part (``model_fingerprint(model).config``)
+``codebook_hash``  str, its codebook part (``model_fingerprint(model).codebooks``)
 ``format_version`` int, this layout's version (``FORMAT_VERSION``)
 ``version``        str, keras-dmcodec version that wrote the file
 =================  ==========================================================
 
+Format 1 files (no ``fingerprint``; ``model`` may be an absolute path) still load.
 ``check_compatible`` refuses tokens from another architecture or from other
 codebooks (decoding them would give noise without an error). All failures are
 ``TokenFileError`` with a one-line message naming the file and the problem.
@@ -32,9 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_dmcodec import __version__
 from keras_dmcodec.utils.files import atomic_output
 
-FORMAT_VERSION = 1
+# 2: ``model`` is the preset name (not a path) and ``fingerprint`` was added.
+FORMAT_VERSION = 2
 SUFFIX = ".npz"
 
 # Config keys that change which codes a waveform gets (training-only knobs such as
@@ -46,6 +51,7 @@ ARCHITECTURE_KEYS = (
 )
 _REQUIRED = ("codes", "sample_rate", "n_q", "num_samples", "hop_length", "codebook_size",
              "model", "config_hash", "codebook_hash", "format_version", "version")
+_OPTIONAL = ("fingerprint",)  # absent from format 1
 
 
 class TokenFileError(ValueError):
@@ -54,6 +60,9 @@ class TokenFileError(ValueError):
 
 def config_fingerprint(config):
     """Short hash of the architecture part of a ``DMCodec`` config (dict) or model.
+
+    The ``config`` field of ``model_fingerprint``; usable on a config alone (a preset's
+    ``config.json``), before any model is built.
 
     Example:
     >>> a = config_fingerprint(dict(sample_rate=16000, n_q=8, codebook_size=1024))
@@ -72,19 +81,60 @@ def config_fingerprint(config):
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def codebook_fingerprint(model):
-    """Short hash of a codec's codebook values (float32 bytes, identical on every backend).
+@dataclasses.dataclass(frozen=True)
+class ModelFingerprint:
+    """What identifies a model, at three levels (16 hex digits each).
 
-    Two models with the same architecture but different training give different
-    codebooks, so this catches "right shape, wrong model" token files.
+    Attributes:
+        config: the architecture (``config_fingerprint``): which codes a waveform can get.
+        codebooks: the codebook values: two models with equal ``config`` and ``codebooks``
+            give codes the same meaning, so token files of one decode with the other.
+        weights: every weight and setting: the model's identity (``str(fingerprint)``),
+            which changes with any training step.
     """
-    from keras import ops
 
+    config: str
+    codebooks: str
+    weights: str
+
+    def __str__(self):
+        return self.weights
+
+
+def _array_digest(arrays, header=None):
+    # No shapes are hashed: the config, in the header or in the fingerprint beside, fixes them.
     digest = hashlib.sha256()
-    for vq in model.quantizer.quantizers:
-        codebook = np.asarray(ops.convert_to_numpy(vq.codebook), dtype=np.float32)
-        digest.update(np.ascontiguousarray(codebook).tobytes())
+    if header is not None:
+        digest.update(json.dumps(header, sort_keys=True, default=str).encode())
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
+
+
+def model_fingerprint(model):
+    """The one fingerprint of a model: a ``ModelFingerprint``; the same on every backend.
+
+    Duck-typed: ``model`` needs ``get_config()`` and ``get_weights()`` (numpy arrays), and
+    for the ``codebooks`` part a ``quantizer.quantizers`` list whose items have a
+    ``codebook`` variable (a ``DMCodec``; anything else gets ``codebooks=""``). Token files,
+    tokenized shards, evaluation results and export manifests all record it.
+
+    Example:
+    >>> codec = DMCodec(n_filters=4, dimension=16, semantic_dimension=8, n_q=2,
+    ...                 codebook_size=16, lstm_layers=1)  # doctest: +SKIP
+    >>> codec.build((None, None))  # doctest: +SKIP
+    >>> fingerprint = model_fingerprint(codec)  # doctest: +SKIP
+    >>> fingerprint.config == config_fingerprint(codec.get_config())  # doctest: +SKIP
+    True
+    """
+    config = {k: v for k, v in model.get_config().items() if k != "name"}
+    quantizers = getattr(getattr(model, "quantizer", None), "quantizers", None) or []
+    codebooks = [np.asarray(vq.codebook.numpy(), dtype=np.float32) for vq in quantizers]
+    return ModelFingerprint(
+        config=config_fingerprint(config),
+        codebooks=_array_digest(codebooks) if codebooks else "",
+        weights=_array_digest([np.asarray(w) for w in model.get_weights()], header=config),
+    )
 
 
 @dataclasses.dataclass
@@ -101,6 +151,7 @@ class TokenFile:
     codebook_hash: str
     version: str
     format_version: int = FORMAT_VERSION
+    fingerprint: str = ""
 
     @property
     def n_q(self):
@@ -115,16 +166,31 @@ class TokenFile:
         """Seconds of audio the codes stand for."""
         return self.num_samples / self.sample_rate
 
-    @classmethod
-    def from_model(cls, model, codes, num_samples, model_name):
-        """Builds a token file for ``codes`` ``[n_q, frames]`` produced by ``model``."""
-        from keras_dmcodec import __version__
+    @property
+    def model_label(self):
+        """The model these tokens need, for messages: its name and fingerprint."""
+        if self.fingerprint:
+            return f"{self.model!r} (fingerprint {self.fingerprint})"
+        return f"{self.model!r} (config {self.config_hash}, codebooks {self.codebook_hash})"
 
+    @classmethod
+    def from_model(cls, model, codes, num_samples, model_name, fingerprint=None):
+        """Builds a token file for ``codes`` ``[n_q, frames]`` produced by ``model``.
+
+        Args:
+            model: the codec.
+            codes: int array ``[n_q, frames]``.
+            num_samples: original length in samples.
+            model_name: the model's preset name (``ResolvedModel.name``).
+            fingerprint: the model's ``ModelFingerprint`` (computed when None; pass it
+                when writing many files with one model).
+        """
+        fingerprint = model_fingerprint(model) if fingerprint is None else fingerprint
         return cls(
             codes=np.asarray(codes), sample_rate=model.sample_rate, num_samples=int(num_samples),
             hop_length=model.hop_length, codebook_size=model.codebook_size, model=str(model_name),
-            config_hash=config_fingerprint(model), codebook_hash=codebook_fingerprint(model),
-            version=__version__,
+            config_hash=fingerprint.config, codebook_hash=fingerprint.codebooks,
+            fingerprint=fingerprint.weights, version=__version__,
         )
 
 
@@ -173,6 +239,7 @@ def save_tokens(path, tokens, overwrite=False):
         codebook_size=np.int64(tokens.codebook_size), model=np.str_(tokens.model),
         config_hash=np.str_(tokens.config_hash), codebook_hash=np.str_(tokens.codebook_hash),
         format_version=np.int64(tokens.format_version), version=np.str_(tokens.version),
+        fingerprint=np.str_(tokens.fingerprint),
     )
     with atomic_output(path) as tmp:
         np.savez(tmp, **fields)
@@ -198,20 +265,21 @@ def load_tokens(path):
             missing = [key for key in _REQUIRED if key not in data.files]
             if missing:
                 raise TokenFileError(f"{path}: not a token file (missing {', '.join(missing)})")
-            fields = {key: data[key] for key in _REQUIRED}
+            fields = {key: data[key] for key in _REQUIRED + _OPTIONAL if key in data.files}
     except TokenFileError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise TokenFileError(f"{path}: corrupt or truncated token file ({reason})") from None
     try:
-        scalars = {key: fields[key].item() for key in _REQUIRED if key != "codes"}
+        scalars = {key: value.item() for key, value in fields.items() if key != "codes"}
         tokens = TokenFile(
             codes=fields["codes"], sample_rate=int(scalars["sample_rate"]),
             num_samples=int(scalars["num_samples"]), hop_length=int(scalars["hop_length"]),
             codebook_size=int(scalars["codebook_size"]), model=str(scalars["model"]),
             config_hash=str(scalars["config_hash"]), codebook_hash=str(scalars["codebook_hash"]),
             version=str(scalars["version"]), format_version=int(scalars["format_version"]),
+            fingerprint=str(scalars.get("fingerprint", "")),
         )
     except (ValueError, TypeError) as err:
         raise TokenFileError(f"{path}: malformed field ({err})") from None
@@ -228,21 +296,34 @@ def load_tokens(path):
     return tokens
 
 
-def check_compatible(tokens, model, name="tokens", check_codebooks=True):
-    """Raises ``TokenFileError`` unless ``model`` can decode ``tokens`` meaningfully."""
-    if tokens.config_hash != config_fingerprint(model):
+def check_compatible(tokens, model, name="tokens", check_codebooks=True, fingerprint=None):
+    """Raises ``TokenFileError`` unless ``model`` can decode ``tokens`` meaningfully.
+
+    The architecture and the codebooks must match (the ``config`` and ``codebooks`` parts
+    of ``model_fingerprint``); the decoder's other weights may differ (a decoder fine-tuned
+    with frozen codebooks decodes the same codes).
+
+    Args:
+        tokens: a ``TokenFile``.
+        model: the codec.
+        name: the token file's name, for messages.
+        check_codebooks: also compare the codebook values.
+        fingerprint: the model's ``ModelFingerprint`` (computed when None).
+    """
+    fingerprint = model_fingerprint(model) if fingerprint is None else fingerprint
+    if tokens.config_hash != fingerprint.config:
         raise TokenFileError(
             f"{name}: written by a different model configuration ({tokens.model!r}, config "
-            f"{tokens.config_hash}) than the one loaded (config {config_fingerprint(model)})"
+            f"{tokens.config_hash}) than the one loaded (config {fingerprint.config})"
         )
     if tokens.n_q > model.n_q:
         raise TokenFileError(f"{name}: {tokens.n_q} codebooks but the model has {model.n_q}")
     if tokens.codebook_size != model.codebook_size or tokens.hop_length != model.hop_length:
         raise TokenFileError(f"{name}: codebook size or hop does not match the model")
-    if check_codebooks and tokens.codebook_hash != codebook_fingerprint(model):
+    if check_codebooks and tokens.codebook_hash != fingerprint.codebooks:
         raise TokenFileError(
             f"{name}: codes come from other codebooks ({tokens.model!r}, codebooks "
-            f"{tokens.codebook_hash}) than the loaded model's ({codebook_fingerprint(model)}); "
+            f"{tokens.codebook_hash}) than the loaded model's ({fingerprint.codebooks}); "
             "decode with the model that encoded them"
         )
     return tokens

@@ -58,7 +58,7 @@ def workspace(tmp_path_factory):
 
 def test_encode_decode_roundtrip(workspace):
     from keras_dmcodec import inference
-    from keras_dmcodec.tokens import load_tokens
+    from keras_dmcodec.tokens import load_tokens, model_fingerprint
 
     root, model = workspace
     enc = _run("encode", "in", "-o", "tokens", "--model", "preset", "--n-q", "3", cwd=root)
@@ -73,9 +73,11 @@ def test_encode_decode_roundtrip(workspace):
     expected_b, _ = inference.encode_file(model, root / "in" / "sub" / "b.flac", n_q=3)
     np.testing.assert_array_equal(b.codes, expected_b)
 
+    # Token files name the model, not its path; a preset outside saved_models/ is passed again.
+    assert a.model == "preset" and a.fingerprint == str(model_fingerprint(model))
     # Decoding under another backend, chosen after the subcommand, with small chunks.
     dec = _run("decode", "--backend", "jax", "tokens", "-o", "wavs", "--chunk-seconds", "0.5",
-               cwd=root)
+               "--model", "preset", cwd=root)
     assert dec.returncode == 0, dec.stderr[-2000:]
     import soundfile as sf
 
@@ -131,6 +133,11 @@ def test_bad_inputs_give_one_line_errors(workspace):
     np.savez(bad / "range.npz", **dict(fields, codes=np.full_like(fields["codes"], 999)))
     np.savez(bad / "shape.npz", **dict(fields, codes=fields["codes"][None]))
     (bad / "cut.npz").write_bytes((root / "tokens" / "a.npz").read_bytes()[:100])
+    (bad / "cut_preset").mkdir()
+    for name in ("config.json", "metadata.json"):
+        (bad / "cut_preset" / name).write_bytes((root / "preset" / name).read_bytes())
+    weights = (root / "preset" / "model.weights.h5").read_bytes()
+    (bad / "cut_preset" / "model.weights.h5").write_bytes(weights[: len(weights) // 2])
     model = ["--model", str(root / "preset")]
     cases = {
         "no such file": ["encode", str(bad / "missing.wav"), "-o", str(bad / "o1"), *model],
@@ -145,6 +152,11 @@ def test_bad_inputs_give_one_line_errors(workspace):
         "out of range [0, 32)": ["decode", str(bad / "range.npz"), "-o", str(bad / "o8")],
         "shape [n_q, frames]": ["decode", str(bad / "shape.npz"), "-o", str(bad / "o9")],
         "corrupt or truncated": ["decode", str(bad / "cut.npz"), "-o", str(bad / "o10")],
+        f"{bad / 'cut_preset' / 'model.weights.h5'}: truncated weights file": [
+            "encode", str(root / "in" / "a.wav"), "-o", str(bad / "o14"), "--model",
+            str(bad / "cut_preset")],
+        "the tokens need model 'preset'": ["decode", str(root / "tokens" / "a.npz"), "-o",
+                                           str(bad / "o15")],
         "different model configuration": ["decode", str(root / "tokens" / "a.npz"), "-o",
                                           str(bad / "o11"), "--model", str(root / "other")],
         "cannot create output directory": ["encode", str(root / "in" / "a.wav"), "-o",

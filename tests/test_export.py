@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_dmcodec.tokens import model_fingerprint
 from keras_dmcodec.utils.testing import assert_codes_equal_up_to_ties
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
@@ -50,10 +51,10 @@ def test_manifest_and_no_flex_ops(exported):
     out, model, _ = exported
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["frames"] == 13 and manifest["decoded_samples"] == 13 * 320
-    from keras_dmcodec.tokens import codebook_fingerprint, config_fingerprint
-
-    assert manifest["codebook_hash"] == codebook_fingerprint(model)
-    assert manifest["config_hash"] == config_fingerprint(model)
+    fingerprint = model_fingerprint(model)
+    assert manifest["codebook_hash"] == fingerprint.codebooks
+    assert manifest["config_hash"] == fingerprint.config
+    assert manifest["fingerprint"] == fingerprint.weights and manifest["model"] == "preset"
     blob = (out / "codec.tflite").read_bytes()
     assert b"Flex" not in blob and b"FlexDelegate" not in blob
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from keras_dmcodec.corpus import list_corpus
 from training.corpus import (
     DEFAULT_SENTENCES,
     LICENCE_FILE,
@@ -18,7 +19,6 @@ from training.corpus import (
     plan_corpus,
     read_sentences,
 )
-from training.data import list_corpus, read_transcripts
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="backend-independent; runs once")
@@ -56,7 +56,7 @@ def test_layout_transcripts_and_audio(corpus):
     rows = _rows(corpus)
     splits = [r["split"] for r in rows]
     assert [splits.count(s) for s in ("train", "validation", "test")] == [3, 1, 2]
-    texts = read_transcripts(corpus)
+    texts = {utt.id: utt.text for utt in list_corpus(corpus).utterances}
     for row in rows:
         spk, chapter, _ = row["id"].split("-")
         path = corpus / row["split"] / spk / chapter / f"{row['id']}.flac"
@@ -71,8 +71,8 @@ def test_layout_transcripts_and_audio(corpus):
         assert np.max(np.abs(audio[:800])) < 0.05  # 0.1 s of padding, then speech
         assert abs(len(audio) / rate - float(row["seconds"])) < 1e-3
     # The training loader reads it as a LibriSpeech corpus, transcripts attached.
-    items = list_corpus(corpus / "train")
-    assert len(items) == 3 and all(item["text"] for item in items)
+    items, problems = list_corpus(corpus / "train")
+    assert len(items) == 3 and all(item.text for item in items) and not problems
     meta = json.loads((corpus / "corpus.json").read_text())
     assert meta["complete"] and meta["splits"]["test"]["unseen_voices"] == ["flite:kal16"]
     assert meta["total_hours"] == pytest.approx(sum(float(r["seconds"]) for r in rows) / 3600,

@@ -23,65 +23,16 @@ collated to (B, 1, T, D) left only frame 0 distilled (DESIGN.md, "Two defects").
 
 import logging
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from keras_dmcodec.audio import AudioError, load_audio
+from keras_dmcodec.corpus import list_corpus
+from keras_dmcodec.teachers.cache import open_teacher_cache
 
 LOG = logging.getLogger(__name__)
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
-MANIFEST_EXTENSIONS = (".tsv", ".jsonl", ".json", ".txt", ".csv")
 HOP = 320
 DISTILL_MODES = {"none": (), "lm": ("lm",), "sm": ("sm",), "lm+sm": ("sm", "lm")}
-
-
-def read_transcripts(root):
-    """``{utterance_id: text}`` from every LibriSpeech ``*.trans.txt`` under ``root``."""
-    texts = {}
-    for trans in sorted(Path(root).rglob("*.trans.txt")):
-        for line in trans.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                utt, _, text = line.strip().partition(" ")
-                texts[utt] = text.strip()
-    return texts
-
-
-def list_corpus(sources):
-    """Lists audio files (and transcripts where a LibriSpeech ``.trans.txt`` has them).
-
-    Args:
-        sources: a directory, an audio file, a manifest (``.tsv`` ``path<TAB>text``
-            or ``.jsonl``, see ``keras_dmcodec.teachers.transcripts.read_manifest``),
-            or a list of them.
-
-    Returns:
-        list of ``{"path": str, "text": str or None}``, sorted by path.
-
-    Raises:
-        FileNotFoundError / ValueError: a missing source, or no audio at all.
-    """
-    if isinstance(sources, (str, Path)):
-        sources = [sources]
-    items = []
-    for source in sources:
-        source = Path(source)
-        if not source.exists():
-            raise FileNotFoundError(f"{source}: no such file or directory")
-        if source.is_dir():
-            texts = read_transcripts(source)
-            files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-        elif source.suffix.lower() in MANIFEST_EXTENSIONS:
-            from keras_dmcodec.teachers.transcripts import read_manifest
-
-            items += read_manifest(source)
-            continue
-        else:
-            texts, files = {}, [source]
-        items += [{"path": str(p), "text": texts.get(p.stem)} for p in files]
-    if not items:
-        raise ValueError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) found in {sources}")
-    return sorted(items, key=lambda item: item["path"])
 
 
 class SegmentSource:
@@ -219,7 +170,8 @@ def make_dataset(sources, sample_rate=16000, segment_seconds=3.0, batch_size=6, 
     """Endless tf.data stream of ``{"audio": float32 [batch, segment], ...}`` batches.
 
     Args:
-        sources: directories / files / manifests (see ``list_corpus``).
+        sources: folders / audio files / manifests, or a list of them
+            (``keras_dmcodec.corpus.list_corpus``).
         sample_rate: int. Model rate; files are resampled.
         segment_seconds: float. Crop length (reference 3 s), rounded down to whole
             hops; shorter files are zero-padded.
@@ -247,15 +199,17 @@ def make_dataset(sources, sample_rate=16000, segment_seconds=3.0, batch_size=6, 
                          "`dmcodec cache-teachers`)")
     cache = None
     if teachers:
-        from keras_dmcodec.teachers.cache import open_teacher_cache
-
         cache = open_teacher_cache(teacher_cache)
-    items = list_corpus(sources)
+    utterances, problems = list_corpus(sources)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        warnings.warn(f"skipped {len(problems)} corpus entr{'y' if len(problems) == 1 else 'ies'}: "
+                      f"{problems[0]}{more}", stacklevel=2)
     segment = int(round(segment_seconds * sample_rate)) // hop * hop
     if segment <= 0:
         raise ValueError(f"segment_seconds={segment_seconds} is shorter than one hop")
-    source = SegmentSource([it["path"] for it in items], sample_rate, segment, seed, shuffle,
-                           teacher_cache=cache, teachers=teachers, hop=hop)
+    source = SegmentSource([str(utt.path) for utt in utterances], sample_rate, segment, seed,
+                           shuffle, teacher_cache=cache, teachers=teachers, hop=hop)
     keys = ["audio"] + [f"{t}_{part}" for t in teachers for part in ("features", "mask")]
     shapes = {"audio": (segment,)}
     for t in teachers:

@@ -1,9 +1,11 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 import soundfile as sf
 
-from training.data import list_corpus, make_dataset
+from training.data import make_dataset
 
 
 @pytest.fixture
@@ -25,14 +27,6 @@ def corpus(tmp_path):
 
 def _batches(dataset, n):
     return [b["audio"].numpy() for b in dataset.take(n)]
-
-
-def test_list_corpus_keeps_transcripts(corpus):
-    items = list_corpus(corpus)
-    assert len(items) == 4
-    texts = {item["path"].rsplit("/", 1)[1]: item["text"] for item in items}
-    assert texts["19-198-0001.flac"] == "WORDS OF UTTERANCE 1"
-    assert texts["19-198-0099.flac"] is None
 
 
 def test_batches_shape_and_skip_bad_file(corpus):
@@ -60,10 +54,10 @@ def test_stream_is_deterministic_and_resumable(corpus):
 
 
 def test_missing_or_empty_sources(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such file"):
-        list_corpus(tmp_path / "nope")
-    with pytest.raises(ValueError, match="no audio files"):
-        list_corpus(tmp_path)
+    with pytest.raises(ValueError, match="no such file"):
+        make_dataset(tmp_path / "nope")
+    with pytest.raises(ValueError, match="no audio file"):
+        make_dataset(tmp_path)
 
 
 # The pipeline is TensorFlow whatever the Keras backend; these run once.
@@ -78,10 +72,10 @@ def speech_cache(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("teacher_cache")
     items = speech_items()[:3]
-    items[1] = {"path": items[1]["path"], "text": None}  # no transcript: LM masked
+    items[1] = dataclasses.replace(items[1], text=None)  # no transcript: LM masked
     build_tiny_cache(root / "cache", items[:2])
     corpus = root / "corpus.tsv"
-    corpus.write_text("".join(f"{it['path']}\t{it['text'] or ''}\n" for it in items))
+    corpus.write_text("".join(f"{it.path}\t{it.text or ''}\n" for it in items))
     return root / "cache", corpus
 
 

@@ -6,7 +6,7 @@
 Reads ``<run>/config.json`` (written by ``training.train``) and
 ``<run>/checkpoints/step-<N>/trainer.weights.h5`` (the newest when ``--step`` is not
 given), rebuilds the trainer, and writes the codec alone with ``save_preset`` (atomically).
-The preset's ``metadata`` records the step, the distillation mode, the teacher cache
+The preset's ``metadata.json`` records the step, the distillation mode, the teacher cache
 settings and the training data, so a model card can be checked against it.
 """
 
@@ -14,6 +14,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from keras_dmcodec.presets import PresetError, locate_preset
 
 
 def checkpoint_dir(run, step=None):
@@ -63,10 +65,8 @@ def _teacher_settings(spec):
 
 def _lineage(preset):
     """What a warm-started run started from: the preset's own training record."""
-    from keras_dmcodec.presets import PresetError, _read_config
-
     try:
-        meta = _read_config(preset).get("metadata") or {}
+        meta = locate_preset(preset).metadata
     except (OSError, PresetError):
         return {"preset": str(preset), "note": "preset not found at ship time"}
     return {"preset": str(preset), "step": meta.get("step"),

@@ -24,6 +24,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from keras_dmcodec.models.loader import resolve_model
+
 KEEP_CHECKPOINTS = 3
 
 
@@ -109,14 +111,13 @@ def _distribution_scope(config):
 
 def _warm_start(codec, preset):
     """Copies every weight (codebooks and their EMA state included) of a trained preset
-    directory into ``codec``, whose architecture must match.
+    (``resolve_model`` spec: name, folder or handle) into ``codec``, whose architecture must
+    match.
 
     The step, optimizer state and learning-rate schedule start afresh: this is a fine-tune,
     not a resume (``--resume`` is for continuing one run from its own checkpoints).
     """
-    from keras_dmcodec.presets import load_preset
-
-    source = load_preset(preset)
+    source = resolve_model(preset).model
     codec.build((None, None))
     ours, theirs = codec.get_config(), source.get_config()
     differ = sorted(k for k in ours if k not in ("seed", "name", "dtype", "trainable")

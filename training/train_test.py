@@ -6,6 +6,7 @@ import pytest
 import soundfile as sf
 from keras import ops
 
+from keras_dmcodec.presets import read_preset
 from training.train import build_trainer, load_checkpoint, load_config, train
 
 CONFIG = {
@@ -87,7 +88,7 @@ def test_lm_sm_distillation_trains_through_fit(tmp_path):
     items = speech_items()[:2]
     build_tiny_cache(tmp_path / "cache", items)  # tiny teachers: SM 8-d, LM 12-d
     corpus = tmp_path / "corpus.tsv"
-    corpus.write_text("".join(f"{it['path']}\t{it['text']}\n" for it in items))
+    corpus.write_text("".join(f"{it.path}\t{it.text}\n" for it in items))
     config = json.loads(json.dumps(CONFIG))
     config["model"]["semantic_dimension"] = 8
     config["loss"].update(distill="lm+sm", lm_dimension=12)
@@ -129,7 +130,7 @@ def test_ship_writes_a_checkpoint_as_a_preset(config, tmp_path):
     train(config, tmp_path / "run", verbose=0)
     assert ship_main(["--run", str(tmp_path / "run"), "--step", "2", "--out",
                       str(tmp_path / "preset")]) == 0
-    meta = json.loads((tmp_path / "preset" / "config.json").read_text())["metadata"]
+    meta = read_preset(tmp_path / "preset").metadata
     assert meta["step"] == 2 and meta["distill"] == "none" and meta["discriminators"] == ["msd"]
     shipped = DMCodec.from_preset(tmp_path / "preset")
     trainer = build_trainer(config)
@@ -185,7 +186,7 @@ def test_init_from_preset_warm_starts_every_weight(config, tmp_path):
     # Shipping the fine-tune back over its own starting point records the lineage.
     assert ship_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "preset"),
                       "--force"]) == 0
-    meta = json.loads((tmp_path / "preset" / "config.json").read_text())["metadata"]
+    meta = read_preset(tmp_path / "preset").metadata
     assert meta["step"] == 4 and meta["total_steps"] == 14
     assert meta["init_from"]["step"] == 10 and meta["init_from"]["train_data"] == "a.tsv"
     shipped = DMCodec.from_preset(tmp_path / "preset")

@@ -2,17 +2,29 @@
 
 Long files are encoded and decoded in chunks (``keras_dmcodec.inference``), so
 memory stays bounded; outputs are written atomically and never overwritten
-without ``--force``. Keras is imported inside the handlers so that
-``--backend`` can choose the backend first.
+without ``--force``. Models come from ``keras_dmcodec.models.loader.resolve_model``.
+
+Token files record the model's preset name and fingerprint; ``decode`` finds the model
+by that name (a ``PRESETS`` name or a folder in ``saved_models/``) unless ``--model``
+names it, and refuses a model whose fingerprint does not fit.
 """
 
 import sys
 import time
 from pathlib import Path
 
-# Extensions libsndfile reads; anything else given explicitly is "unsupported format".
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
-                  ".au", ".snd", ".caf", ".w64", ".rf64")
+import keras
+import numpy as np
+import soundfile as sf
+
+from keras_dmcodec import inference
+from keras_dmcodec.audio import AUDIO_SUFFIXES, AudioError, load_audio, write_audio
+from keras_dmcodec.corpus import list_files
+from keras_dmcodec.evaluation import mel_distance, stoi
+from keras_dmcodec.models.loader import resolve_model
+from keras_dmcodec.presets import PresetError, find_named_preset
+from keras_dmcodec.tokens import SUFFIX, TokenFile, check_compatible, load_tokens, save_tokens
+from keras_dmcodec.utils.files import atomic_output
 
 
 class CommandError(ValueError):
@@ -21,10 +33,12 @@ class CommandError(ValueError):
 
 def _add_model_args(parser, default="dmcodec_small"):
     parser.add_argument("--model", default=default,
-                        help=f"preset name or preset directory (default: {default})")
+                        help="preset name, preset folder or keras-hub handle (hf://...)"
+                             + (f" (default: {default})" if default else
+                                " (default: the model named in each token file)"))
     parser.add_argument("--random-weights", action="store_true",
-                        help="allow a named preset without shipped weights, randomly "
-                             "initialised (seed 0): tests and demos only")
+                        help="the --model architecture with random weights (seed 0) instead "
+                             "of trained ones: tests and demos only")
 
 
 def _add_chunk_args(parser):
@@ -66,15 +80,18 @@ def register(subparsers):
 
 # ------------------------------------------------------------------ helpers
 def collect_inputs(inputs, suffixes, what):
-    """Expands files and folders into ``[(path, relative output stem)]``; one-line errors."""
+    """Expands files and folders into ``[(path, relative output stem)]``; one-line errors.
+
+    Folders are listed by ``keras_dmcodec.corpus.list_files``: hidden and temporary files
+    (such as the ``.tmp_*`` files an interrupted run leaves) are skipped.
+    """
     found = []
     for item in inputs:
         path = Path(item)
         if not path.exists():
             raise CommandError(f"{path}: no such file or directory")
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in suffixes)
+            files = list_files(path, suffixes)
             if not files:
                 raise CommandError(f"{path}: directory contains no {what} files "
                                    f"({', '.join(suffixes[:4])}, ...)")
@@ -120,24 +137,58 @@ def _check_not_exists(paths, force):
 
 
 def load_model(spec, random_weights=False):
-    """Loads ``spec`` (preset name or directory); returns ``(model, name to record)``."""
-    from keras_dmcodec.presets import PRESETS, load_preset, preset_weights_dir
+    """Resolves ``--model`` (or a ``PresetSource``) with ``models.loader.resolve_model``."""
+    return resolve_model(spec, random_weights=random_weights)
 
-    path = Path(spec)
-    if path.is_dir():
-        return load_preset(path), str(path.resolve())
-    if spec in PRESETS and preset_weights_dir(spec) is None:
-        if not random_weights:
-            raise CommandError(
-                f"no trained weights ship for preset {spec!r}: pass a preset directory to "
-                "--model, or --random-weights for a randomly initialised model (tests only)")
-        import keras
 
-        keras.utils.set_random_seed(0)
-        return load_preset(spec, load_weights=False, seed=0), f"{spec}+random-seed0"
-    if spec not in PRESETS and not path.exists():
-        raise CommandError(f"--model {spec}: not a preset name {sorted(PRESETS)} or a directory")
-    return load_preset(spec), spec
+# Token files of format 1 named random-weight models "<preset>+random-seed0".
+_OLD_RANDOM_SUFFIX = "+random-seed0"
+
+
+def _token_model_name(resolved):
+    """What a token file records: the preset name, ``random:<name>`` for random weights."""
+    return f"random:{resolved.name}" if resolved.random_weights else resolved.name
+
+
+def model_for_tokens(tokens, source, model_spec=None, random_weights=False, cache=None):
+    """The resolved model that decodes ``tokens`` (read from ``source``); one-line errors.
+
+    With ``model_spec`` (``--model``), that model; otherwise the model the token file
+    names, looked up as a preset name only (``presets.find_named_preset``: a ``PRESETS``
+    name or a folder in ``saved_models/``, never a path). Either way its fingerprint must
+    fit the tokens' (``tokens.check_compatible``: architecture and codebooks).
+    """
+    cache = {} if cache is None else cache
+    if model_spec is not None:
+        key = (str(model_spec), bool(random_weights))
+        if key not in cache:
+            cache[key] = load_model(model_spec, random_weights)
+        check_compatible(tokens, cache[key].model, name=str(source),
+                         fingerprint=cache[key].identity)
+        return cache[key]
+    name = tokens.model
+    if name.endswith(_OLD_RANDOM_SUFFIX):
+        name = "random:" + name.removesuffix(_OLD_RANDOM_SUFFIX)
+    needs = f"{source}: the tokens need model {tokens.model_label}"
+    if name not in cache:
+        bare = name.removeprefix("random:")
+        try:
+            named = find_named_preset(bare)
+        except PresetError:
+            why = ("an older token file, which records a path, not a name"
+                   if "/" in bare or "\\" in bare
+                   else "not a preset name or a folder in saved_models/ here")
+            raise CommandError(f"{needs} ({why}): pass its preset folder with --model") from None
+        cache[name] = load_model(named, random_weights=name.startswith("random:"))
+    resolved = cache[name]
+    try:
+        check_compatible(tokens, resolved.model, name=str(source), fingerprint=resolved.identity)
+    except ValueError:
+        where = resolved.directory or f"preset {resolved.name!r}"
+        raise CommandError(f"{needs}, but {where} (fingerprint {resolved.fingerprint}) has "
+                           "another configuration or other codebooks: pass the model that "
+                           "encoded them with --model") from None
+    return resolved
 
 
 def _chunk_frames(model, args):
@@ -153,8 +204,6 @@ class _Progress:
     def __init__(self, total_frames, chunk_frames, label):
         self.bar = None
         if total_frames and total_frames > chunk_frames and sys.stderr.isatty():
-            import keras
-
             print(label, file=sys.stderr)
             self.bar = keras.utils.Progbar(total_frames, unit_name="frame")
 
@@ -164,8 +213,6 @@ class _Progress:
 
 
 def _frames_estimate(path, model):
-    import soundfile as sf
-
     try:
         info = sf.info(str(path))
     except Exception:  # unreadable files fail with a clear error when read
@@ -174,8 +221,6 @@ def _frames_estimate(path, model):
 
 
 def _encode_one(model, path, n_q, chunk, context, label):
-    from keras_dmcodec import inference
-
     progress = _Progress(_frames_estimate(path, model), chunk, label)
     return inference.encode_file(model, path, n_q=n_q, chunk_frames=chunk,
                                  context_frames=context, progress=progress)
@@ -183,11 +228,6 @@ def _encode_one(model, path, n_q, chunk, context, label):
 
 def _write_wav_stream(path, blocks, sample_rate):
     """Writes float blocks to a 16-bit WAV atomically, one block at a time."""
-    import numpy as np
-    import soundfile as sf
-
-    from keras_dmcodec.utils.files import atomic_output
-
     total = 0
     with atomic_output(path) as tmp:
         with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1, subtype="PCM_16",
@@ -200,50 +240,66 @@ def _write_wav_stream(path, blocks, sample_rate):
 
 # ----------------------------------------------------------------- commands
 def encode_command(args):
-    from keras_dmcodec.tokens import SUFFIX, TokenFile, save_tokens
-
+    """Encodes every input; with several inputs an unreadable file is skipped, listed, and
+    the run exits with status 1 at the end (one input: its error is the run's error)."""
     files = collect_inputs(args.inputs, AUDIO_SUFFIXES, "audio")
-    out = _prepare_out_dir(args.out)
+    out = Path(args.out)
     targets = [(src, out / stem.with_suffix(SUFFIX)) for src, stem in files]
     _check_not_exists([t for _, t in targets], args.force)
-    model, name = load_model(args.model, args.random_weights)
-    n_q = model.quantizer._check_n_q(args.n_q)
+    resolved = load_model(args.model, args.random_weights)
+    model, name = resolved.model, _token_model_name(resolved)
+    n_q = model.quantizer.check_n_q(args.n_q)
     chunk, context = _chunk_frames(model, args)
-    start_all, audio_seconds = time.perf_counter(), 0.0
-    for i, (src, target) in enumerate(targets, 1):
-        start = time.perf_counter()
-        codes, num_samples = _encode_one(model, src, n_q, chunk, context, f"encoding {src}")
-        save_tokens(target, TokenFile.from_model(model, codes, num_samples, name),
-                    overwrite=args.force)
-        seconds = num_samples / model.sample_rate
-        audio_seconds += seconds
-        elapsed = time.perf_counter() - start
-        print(f"[{i}/{len(targets)}] {src} -> {target} ({seconds:.2f} s, {codes.shape[1]} frames "
-              f"x {n_q} codebooks, {seconds / max(elapsed, 1e-9):.1f}x real time)", flush=True)
+    created = not out.exists()  # everything is checked: only now create the folder
+    _prepare_out_dir(out)
+    start_all, audio_seconds, bad = time.perf_counter(), 0.0, []
+    try:
+        for i, (src, target) in enumerate(targets, 1):
+            start = time.perf_counter()
+            try:
+                codes, num_samples = _encode_one(model, src, n_q, chunk, context,
+                                                 f"encoding {src}")
+            except AudioError as err:
+                if len(targets) == 1:
+                    raise
+                bad.append(str(err))
+                print(f"[{i}/{len(targets)}] skipped: {err}", file=sys.stderr, flush=True)
+                continue
+            tokens = TokenFile.from_model(model, codes, num_samples, name,
+                                          fingerprint=resolved.identity)
+            save_tokens(target, tokens, overwrite=args.force)
+            seconds = num_samples / model.sample_rate
+            audio_seconds += seconds
+            elapsed = time.perf_counter() - start
+            print(f"[{i}/{len(targets)}] {src} -> {target} ({seconds:.2f} s, {codes.shape[1]} "
+                  f"frames x {n_q} codebooks, {seconds / max(elapsed, 1e-9):.1f}x real time)",
+                  flush=True)
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # nothing could be written: leave no empty output folder behind
     total = time.perf_counter() - start_all
-    print(f"encoded {len(targets)} file(s), {audio_seconds:.1f} s of audio in {total:.1f} s, "
-          f"{model.bitrate(n_q):.0f} bit/s")
+    print(f"encoded {len(targets) - len(bad)} of {len(targets)} file(s), {audio_seconds:.1f} s "
+          f"of audio in {total:.1f} s, {model.bitrate(n_q):.0f} bit/s")
+    if bad:
+        for reason in bad:
+            print(f"  bad: {reason}", file=sys.stderr)
+        print(f"dmcodec: error: {len(bad)} of {len(targets)} file(s) could not be read and "
+              "were skipped (listed above)", file=sys.stderr)
+        return 1
     return 0
 
 
 def decode_command(args):
-    from keras_dmcodec import inference
-    from keras_dmcodec.tokens import check_compatible, load_tokens
-
     files = collect_inputs(args.inputs, (".npz",), "token (.npz)")
-    out = _prepare_out_dir(args.out)
-    targets = [(src, out / stem.with_suffix(".wav")) for src, stem in files]
+    targets = [(src, Path(args.out) / stem.with_suffix(".wav")) for src, stem in files]
     _check_not_exists([t for _, t in targets], args.force)
     tokens = [(src, load_tokens(src), target) for src, target in targets]
-    models = {}
-    for i, (src, tok, target) in enumerate(tokens, 1):
-        spec = args.model or tok.model
-        if spec not in models:
-            random = spec.endswith("+random-seed0")
-            models[spec] = load_model(spec.removesuffix("+random-seed0"),
-                                      random or args.random_weights)[0]
-        model = models[spec]
-        check_compatible(tok, model, name=str(src))
+    # Every file's model is found and checked before anything is written.
+    models, cache = [], {}
+    for src, tok, _ in tokens:
+        models.append(model_for_tokens(tok, src, args.model, args.random_weights, cache).model)
+    _prepare_out_dir(args.out)
+    for i, ((src, tok, target), model) in enumerate(zip(tokens, models, strict=True), 1):
         chunk, context = _chunk_frames(model, args)
         start = time.perf_counter()
         progress = _Progress(tok.frames, chunk, f"decoding {src}")
@@ -257,21 +313,18 @@ def decode_command(args):
 
 
 def roundtrip_command(args):
-    import numpy as np
-
-    from keras_dmcodec import inference
-    from keras_dmcodec.audio import load_audio, write_audio
-    from keras_dmcodec.evaluation import mel_distance, stoi
-
     files = collect_inputs(args.inputs, AUDIO_SUFFIXES, "audio")
-    out = _prepare_out_dir(args.out) if args.out else None
+    out = Path(args.out) if args.out else None
     targets = [(src, out / stem.with_suffix(".wav") if out else None) for src, stem in files]
     if out:
         _check_not_exists([t for _, t in targets], args.force)
-    model, name = load_model(args.model, args.random_weights)
-    n_q = model.quantizer._check_n_q(args.n_q)
+    resolved = load_model(args.model, args.random_weights)
+    model = resolved.model
+    n_q = model.quantizer.check_n_q(args.n_q)
     chunk, context = _chunk_frames(model, args)
-    print(f"model {name}: {n_q} codebooks, {model.bitrate(n_q):.0f} bit/s")
+    if out:  # everything is checked: only now create the folder
+        _prepare_out_dir(out)
+    print(f"model {resolved.description}: {n_q} codebooks, {model.bitrate(n_q):.0f} bit/s")
     print(f"{'file':<40} {'seconds':>8} {'enc xRT':>8} {'dec xRT':>8} {'mel dist':>9} "
           f"{'STOI':>6}")
     for src, target in targets:

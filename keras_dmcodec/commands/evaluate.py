@@ -15,7 +15,8 @@ def register(subparsers):
         "judge. Writes results.md/.csv/.json and PNG plots to the output folder; re-running "
         "with the same folder resumes.")
     parser.add_argument("--model", action="append", default=[], metavar="PRESET_OR_DIR",
-                        help="preset name or preset directory; repeat for several models")
+                        help="preset name, preset folder or keras-hub handle; random:NAME for "
+                        "the architecture with random weights; repeat for several models")
     parser.add_argument("--data", required=True, metavar="DIR_OR_MANIFEST",
                         help="LibriSpeech-layout folder (.flac + .trans.txt) or a manifest "
                         "(.tsv: path<TAB>text, or .jsonl: {\"path\", \"text\"})")
@@ -25,10 +26,10 @@ def register(subparsers):
                         choices=("speechtokenizer", "encodec"),
                         help="add a reference model row (speechtokenizer: the reference "
                         "PyTorch architecture with random weights)")
-    parser.add_argument("--asr", default="whisper-tiny.en", metavar="JUDGE",
-                        help="ASR judge: whisper-tiny.en (default, installed), "
-                        "faster-whisper:DIR (CTranslate2 Whisper) or wav2vec2:DIR (local "
-                        "Wav2Vec2 CTC, as the reference code)")
+    parser.add_argument("--asr", default="whisper", metavar="SPEC",
+                        help="ASR judge: whisper (default: the packaged Whisper tiny.en), "
+                        "whisper:DIR (a CTranslate2 Whisper directory) or ctc:DIR (a local "
+                        "Wav2Vec2ForCTC directory: the reference code's greedy CTC)")
     parser.add_argument("--visqol-mapper", default="lattice", choices=("lattice", "polynomial"),
                         help="ViSQOL speech-mode MOS mapping (default lattice, ViSQOL's own)")
     parser.add_argument("--bucket-seconds", type=float, default=1.0, metavar="S",

@@ -2,14 +2,17 @@
 
 from pathlib import Path
 
+from keras_dmcodec.export import FORMATS, export_codec
+
 
 def register(subparsers):
     exp = subparsers.add_parser(
         "export", help="export encode/decode to SavedModel, TFLite and/or ONNX")
     exp.add_argument("--model", required=True,
-                     help="preset directory (or preset name with shipped weights)")
+                     help="preset folder, preset name with shipped weights, or keras-hub "
+                     "handle (hf://...)")
     exp.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output folder")
-    exp.add_argument("--format", action="append", choices=("saved_model", "tflite", "onnx"),
+    exp.add_argument("--format", action="append", choices=FORMATS,
                      dest="formats", help="repeatable; default: all three")
     exp.add_argument("--num-samples", type=int, default=16000,
                      help="static encode input length in samples (default: 16000 = 1 s)")
@@ -21,8 +24,6 @@ def register(subparsers):
 
 
 def export_command(args):
-    from keras_dmcodec.export import FORMATS, export_codec
-
     formats = tuple(args.formats or FORMATS)
     manifest = export_codec(args.model, args.out, formats=formats, num_samples=args.num_samples,
                             n_q=args.n_q, int8=args.int8, overwrite=args.force)

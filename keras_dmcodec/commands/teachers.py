@@ -11,6 +11,9 @@ The cache (see ``keras_dmcodec.teachers.cache``) is what the training config's
 
 import sys
 
+from keras_dmcodec.corpus import list_corpus
+from keras_dmcodec.teachers.cache import build_cache
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -18,7 +21,8 @@ def register(subparsers):
         description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, action="append",
                         help="audio folder (LibriSpeech layout for ground truth), audio file, or "
-                             "manifest (.tsv path<TAB>text, .jsonl); repeatable")
+                             "manifest (.tsv/.txt: path<TAB>text, .csv, .jsonl; see "
+                             "keras_dmcodec.corpus); repeatable")
     parser.add_argument("--out", required=True, help="cache directory (resumed if it exists)")
     parser.add_argument("--sm", default="none",
                         help="speech teacher: hubert:DIR, whisper-tiny.en, whisper:DIR, none")
@@ -59,15 +63,13 @@ def _layer(value):
 
 
 def run(args):
-    from keras_dmcodec.teachers.cache import build_cache
-    from keras_dmcodec.teachers.registry import (
-        load_speech_teacher,
-        load_text_teacher,
-        load_transcriber,
-    )
-    from training.data import list_corpus
+    # deferred: these import Keras, whose backend --backend picks after parsing (cli.py).
+    from keras_dmcodec.asr import make_asr
+    from keras_dmcodec.teachers.registry import load_speech_teacher, load_text_teacher  # deferred
 
-    items = list_corpus(args.data)
+    items, problems = list_corpus(args.data)
+    for problem in problems:
+        print(f"skipped: {problem}", file=sys.stderr)
     if args.limit is not None:
         items = items[: args.limit]
     sm = None if args.sm == "none" else load_speech_teacher(args.sm)
@@ -80,7 +82,8 @@ def run(args):
             asr_spec = "whisper"
     if args.transcripts == "ctc" and asr_spec and not asr_spec.startswith("ctc:"):
         raise ValueError("--transcripts ctc needs --asr ctc:DIR")
-    transcriber = load_transcriber(asr_spec) if (lm is not None and asr_spec) else None
+    # Greedy Whisper: one pass over a whole corpus, for words and their timings.
+    transcriber = make_asr(asr_spec, beam_size=1) if (lm is not None and asr_spec) else None
     report = build_cache(items, args.out, sm_teacher=sm, lm_teacher=lm, layer=_layer(args.layer),
                          sm_layer=_layer(args.sm_layer), lm_layer=_layer(args.lm_layer),
                          transcripts=args.transcripts, transcriber=transcriber,

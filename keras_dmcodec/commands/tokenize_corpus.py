@@ -1,9 +1,12 @@
 """``dmcodec tokenize-corpus``: encode a corpus to sharded Parquet token files on Ray Data.
 
-Neither Keras nor Ray is imported at module level; the handler imports them.
+Neither Keras nor Ray is imported at module level (the pipeline imports them when it runs).
 """
 
 import sys
+
+from keras_dmcodec.pipelines.shards import MANIFEST_FILE, REPORT_FILE
+from keras_dmcodec.pipelines.tokenize import tokenize_corpus
 
 
 def register(subparsers):
@@ -15,13 +18,16 @@ def register(subparsers):
         "files are listed in report.json. Uses $RAY_ADDRESS (or --address) when set, else a "
         "local Ray instance.")
     parser.add_argument("source", metavar="IN_DIR_OR_MANIFEST",
-                        help="folder of audio (any soundfile format, searched recursively) or "
-                        "a manifest (.txt: one path per line; .csv/.tsv with a 'path' column and "
-                        "optional 'id'; .jsonl: {\"path\", \"id\"})")
+                        help="folder of audio (any soundfile format, searched recursively; "
+                        "hidden and temporary files skipped) or a manifest (.tsv/.txt: 'path' or "
+                        "'path<TAB>text' lines, optional header naming 'path', 'text', 'id'; "
+                        ".csv: the same with commas; .jsonl/.json: {\"path\", \"text\", "
+                        "\"id\"})")
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR",
                         help="output folder (shared by all workers; resumes if present)")
     parser.add_argument("--model", required=True, metavar="PRESET_OR_DIR",
-                        help="preset name with shipped weights, or a preset directory")
+                        help="preset name with shipped weights, a preset directory or a "
+                        "keras-hub handle")
     parser.add_argument("--n-q", type=int, default=None, metavar="N",
                         help="codebooks to keep (default: all)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
@@ -43,8 +49,6 @@ def register(subparsers):
 
 
 def run(args):
-    from keras_dmcodec.pipelines.tokenize import MANIFEST_FILE, REPORT_FILE, tokenize_corpus
-
     cpus = args.cpus_per_worker
     if cpus is not None and cpus.is_integer():
         cpus = int(cpus)
@@ -64,6 +68,12 @@ def run(args):
           f"{args.out}/{REPORT_FILE}")
     for entry in report["bad_files"][:10]:
         print(f"  bad: {entry['path']}: {entry['reason']}", file=sys.stderr)
+    if report["num_skipped_entries"]:
+        print(f"{report['num_skipped_entries']} corpus entr"
+              f"{'y' if report['num_skipped_entries'] == 1 else 'ies'} skipped while listing "
+              f"(listed in {args.out}/{REPORT_FILE})", file=sys.stderr)
+    for problem in report["skipped_entries"][:10]:
+        print(f"  skipped: {problem}", file=sys.stderr)
     if report["failed_shards"]:
         print(f"dmcodec: error: {len(report['failed_shards'])} shard(s) failed after retries: "
               f"{[f['shard'] for f in report['failed_shards']]}; re-run to retry them",

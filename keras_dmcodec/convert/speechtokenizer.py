@@ -26,6 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_dmcodec.layers.conv import NormConv1D, NormConv1DTranspose
+from keras_dmcodec.layers.seanet import SLSTM, SEANetResnetBlock
+from keras_dmcodec.models.dmcodec import DMCodec
+from keras_dmcodec.presets import save_preset
 from keras_dmcodec.utils.files import atomic_output
 
 # Keys of the reference JSON config that the model code reads, and our names for them.
@@ -188,9 +192,6 @@ def _slstm_entries(slstm, prefix):
 
 def _seanet_entries(seanet, prefix):
     """Entries for every weight of a SEANet encoder or decoder."""
-    from keras_dmcodec.layers.conv import NormConv1D, NormConv1DTranspose
-    from keras_dmcodec.layers.seanet import SLSTM, SEANetResnetBlock
-
     entries = []
     for index, layer in enumerate(seanet.model_layers):
         path = f"{prefix}.model.{index}"
@@ -436,8 +437,6 @@ def convert_checkpoint(checkpoint_path, config_path):
     Returns:
         the built ``DMCodec`` with the reference weights.
     """
-    from keras_dmcodec.models.dmcodec import DMCodec
-
     cfg = config_path if isinstance(config_path, dict) else read_reference_config(config_path)
     model = DMCodec(**config_from_reference(cfg))
     model.build((None, None))
@@ -484,8 +483,6 @@ def convert_to_file(checkpoint_path, config_path, out_path, overwrite=False):
     model = convert_checkpoint(checkpoint_path, config_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix != ".keras":
-        from keras_dmcodec.presets import save_preset
-
         metadata = {
             "converted_from": Path(checkpoint_path).name,
             "checkpoint_sha256": _sha256(checkpoint_path),

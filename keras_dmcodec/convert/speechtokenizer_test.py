@@ -25,6 +25,7 @@ from keras_dmcodec.convert import (
     read_state_dict,
 )
 from keras_dmcodec.convert.reference import REFERENCE_BASE_CONFIG, build_random_reference
+from keras_dmcodec.presets import read_preset
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("einops")
@@ -297,7 +298,7 @@ def test_convert_to_file_refuses_to_overwrite(small, tmp_path):
     # No temporary files are left beside the outputs.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["converted", "converted.keras"]
 
-    metadata = json.loads((directory / "config.json").read_text())["metadata"]
+    metadata = read_preset(directory).metadata
     assert metadata["converted_from"] == "SpeechTokenizer.pt"
     np.testing.assert_array_equal(DMCodec.from_preset(directory).encode(audio), expected)
     np.testing.assert_array_equal(keras.saving.load_model(archive).encode(audio), expected)

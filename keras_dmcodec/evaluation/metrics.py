@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from keras_dmcodec.audio import resample
+
 
 def _pair(reference, estimate):
     reference = np.asarray(reference, dtype=np.float64)
@@ -66,8 +68,6 @@ def pesq_wb(reference, estimate, sample_rate=16000):
 
     reference, estimate = _pair(reference, estimate)
     if sample_rate != 16000:
-        from keras_dmcodec.audio import resample
-
         reference = resample(reference, sample_rate, 16000)
         estimate = resample(estimate, sample_rate, 16000)
     try:
@@ -117,8 +117,6 @@ class ViSQOLSpeech:
         """``{"moslqo": MOS-LQO, "vnsim": mean NSIM}`` of ``estimate`` against ``reference``."""
         reference, estimate = _pair(reference, estimate)
         if sample_rate != 16000:
-            from keras_dmcodec.audio import resample
-
             reference = resample(reference, sample_rate, 16000)
             estimate = resample(estimate, sample_rate, 16000)
         result = self._api.measure_from_arrays(reference, estimate, 16000)

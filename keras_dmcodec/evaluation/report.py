@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_dmcodec.asr import error_rates
 from keras_dmcodec.evaluation import metrics
 from keras_dmcodec.utils.files import atomic_output
 
@@ -57,8 +58,6 @@ def summarize(records, order=None):
         list of dicts with the ``COLUMNS`` keys plus ``system``, ``bitrate``,
         ``usage_per_quantizer`` and ``perplexity_per_quantizer``.
     """
-    from keras_dmcodec.evaluation.asr import error_rates
-
     groups = {}
     for record in records:
         groups.setdefault((record["system"], record["n_q"]), []).append(record)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_dmcodec.asr import error_rates, make_asr
 from keras_dmcodec.corpus import list_corpus
 from keras_dmcodec.evaluation import metrics
 from keras_dmcodec.evaluation.layout import RESULTS_FILE, RUN_FILE, showcase_path
@@ -98,7 +99,8 @@ def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper=
         out_dir: output folder (``results.jsonl``, ``run.json``, ``audio/``).
         n_qs: list of codebook counts, or None for each system's maximum. Counts
             above a system's maximum are an error.
-        judge: an ``ASRJudge`` or spec string (default Whisper tiny.en).
+        judge: a ``keras_dmcodec.asr.Transcriber`` or ASR spec (default ``whisper``:
+            Whisper tiny.en).
         visqol_mapper: ``"lattice"`` (ViSQOL's default) or ``"polynomial"``.
         showcase: number of utterances (in id order) whose original and
             reconstructed audio are written to ``audio/`` for the spectrogram plot.
@@ -111,7 +113,6 @@ def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper=
     from tqdm import tqdm
 
     from keras_dmcodec.audio import AudioError, load_audio, write_audio
-    from keras_dmcodec.evaluation.asr import error_rates, make_judge
 
     out_dir = Path(out_dir)
     original = OriginalAudio(systems[0].sample_rate if systems else 16000)
@@ -131,7 +132,7 @@ def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper=
                                  f"(1..{system.n_q_max})")
             plan.append((system, n_q))
 
-    judge = make_judge(judge)
+    judge = make_asr(judge)
     visqol = metrics.ViSQOLSpeech(visqol_mapper)
     _check_run(out_dir, {
         "judge": judge.name, "judge_description": judge.description,
@@ -174,7 +175,7 @@ def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper=
                     write_audio(path, audio_hat, sr, overwrite=True)
                 if (system.key, n_q, utt.id) in records:
                     continue
-                hypothesis = judge.transcribe(audio_hat, sr)
+                hypothesis = judge.transcribe(audio_hat, sr).text
                 rates = error_rates([utt.text], [hypothesis])
                 record = {
                     "system": system.key, "label": system.label, "n_q": n_q, "id": utt.id,
@@ -217,7 +218,8 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
         out_dir: output folder (created; reused for resuming).
         n_qs: codebook counts to evaluate (default: each model's maximum).
         references: reference systems, e.g. ``("speechtokenizer",)``.
-        judge: ASR judge or spec (default Whisper tiny.en).
+        judge: ASR ``Transcriber`` or spec (``keras_dmcodec.asr.make_asr``; default Whisper
+            tiny.en).
         visqol_mapper: ``"lattice"`` or ``"polynomial"``.
         progress: progress bar.
         plots: write the PNG figures.

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from pystoi import stoi as pystoi_stoi
 
+from keras_dmcodec.asr import make_asr
 from keras_dmcodec.audio import load_audio
 from keras_dmcodec.evaluation import codebook_perplexity, codebook_usage
-from keras_dmcodec.evaluation.asr import make_judge
 from keras_dmcodec.evaluation.runner import RESULTS_FILE, run_evaluation, showcase_path
 from keras_dmcodec.evaluation.systems import KerasCodecSystem
 from keras_dmcodec.models.dmcodec import DMCodec
@@ -55,7 +55,7 @@ def setup(tmp_path_factory):
     model.build((None, None))
     audio = load_audio(SPEECH / "101" / "1" / "101-1-0000.flac")[0]
     _fill_codebooks(model, audio)
-    judge = make_judge()
+    judge = make_asr()
     # One system object for every run here: its compiled encode/decode are reused. (Loading
     # from a preset directory is covered by the CLI test, tests/test_evaluate_cli.py.)
     system = KerasCodecSystem(model, "tiny")

@@ -2,17 +2,19 @@
 
 A system has a filesystem-safe ``key``, a human ``label`` (shown in tables; it
 must say when weights are random), ``sample_rate``, ``n_q_max``,
-``codebook_size``, ``frame_rate``, a ``fingerprint`` (changes when the weights
-change, so that cached results of another model are never reused) and
-``reconstruct(audio, n_q) -> (codes [n_q, frames], audio_hat [samples])``.
+``codebook_size``, ``frame_rate``, a ``fingerprint`` (``tokens.model_fingerprint``:
+changes when the weights change, so that cached results of another model are never
+reused) and ``reconstruct(audio, n_q) -> (codes [n_q, frames], audio_hat [samples])``.
 ``OriginalAudio`` is the reference row: the audio itself, no coding.
 """
 
-import hashlib
-import json
 import re
 
 import numpy as np
+
+from keras_dmcodec.convert.reference import REFERENCE_BASE_CONFIG, build_random_reference
+from keras_dmcodec.models.loader import resolve_model
+from keras_dmcodec.tokens import model_fingerprint
 
 
 def _safe_key(text):
@@ -57,13 +59,18 @@ class OriginalAudio(CodecSystem):
         return None, np.asarray(audio, dtype=np.float32)
 
 
-def _weights_digest(arrays, extra):
-    digest = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode())
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(str(array.shape).encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()[:16]
+class _StateDict:
+    """A PyTorch model's weights and config in the shape ``model_fingerprint`` reads."""
+
+    def __init__(self, module, config):
+        self._module = module
+        self._config = dict(config)
+
+    def get_config(self):
+        return self._config
+
+    def get_weights(self):
+        return [p.detach().cpu().numpy() for p in self._module.state_dict().values()]
 
 
 class KerasCodecSystem(CodecSystem):
@@ -95,9 +102,7 @@ class KerasCodecSystem(CodecSystem):
         self.n_q_max = int(model.n_q)
         self.codebook_size = int(model.codebook_size)
         self.frame_rate = float(model.frame_rate)
-        self.fingerprint = _weights_digest(
-            [np.asarray(w) for w in model.get_weights()],
-            {k: v for k, v in model.get_config().items() if k != "name"}) + f"-pad{self.bucket}"
+        self.fingerprint = f"{model_fingerprint(model)}-pad{self.bucket}"
 
     def reconstruct(self, audio, n_q):
         audio = np.asarray(audio, np.float32)
@@ -125,9 +130,8 @@ class SpeechTokenizerReference(CodecSystem):
     """
 
     def __init__(self, probe_audio, seed=0, checkpoint=None, config=None):
+        # deferred: torch is an optional dependency, needed only for this reference row.
         import torch
-
-        from keras_dmcodec.convert.reference import REFERENCE_BASE_CONFIG, build_random_reference
 
         self._torch = torch
         cfg = dict(config or REFERENCE_BASE_CONFIG)
@@ -147,8 +151,7 @@ class SpeechTokenizerReference(CodecSystem):
         self.n_q_max = int(cfg["n_q"])
         self.codebook_size = int(cfg["codebook_size"])
         self.frame_rate = self.sample_rate / float(np.prod(cfg["strides"]))
-        self.fingerprint = _weights_digest(
-            [p.detach().numpy() for p in self._model.state_dict().values()], cfg)
+        self.fingerprint = str(model_fingerprint(_StateDict(self._model, cfg)))
 
     def reconstruct(self, audio, n_q):
         torch = self._torch
@@ -160,23 +163,20 @@ class SpeechTokenizerReference(CodecSystem):
 
 
 def load_codec_system(spec, init_audio=None, bucket_seconds=1.0):
-    """A ``KerasCodecSystem`` from a preset name or preset directory.
+    """A ``KerasCodecSystem`` for a model spec (``keras_dmcodec.models.loader.resolve_model``).
 
-    A named preset without shipped weights is built with random weights (seed 0)
-    and its codebooks are k-means initialised by one training-mode pass on
-    ``init_audio``, as ``dmcodec demo`` does; its label says so.
+    Random weights only when the spec asks for them with the ``random:`` prefix
+    (``random:dmcodec_base``); a preset without weights is otherwise an error. A random
+    model's codebooks are k-means initialised by one training-mode pass on
+    ``init_audio``, as ``dmcodec demo`` does, and its label says RANDOM.
     """
-    from pathlib import Path
-
-    from keras_dmcodec.presets import PRESETS, load_preset, preset_weights_dir
-
-    if spec in PRESETS and preset_weights_dir(spec) is None:
-        model = load_preset(spec, load_weights=False, seed=0)
+    resolved = resolve_model(spec)
+    model = resolved.model
+    if resolved.random_weights:
         if init_audio is not None:
             model(np.asarray(init_audio, np.float32)[None], training=True)
-        label = f"{spec} -- RANDOM weights (no trained model ships), k-means codebooks"
-        return KerasCodecSystem(model, label, key=f"{spec}_random",
+        label = f"{resolved.name} -- RANDOM weights (asked for), k-means codebooks"
+        return KerasCodecSystem(model, label, key=f"{resolved.name}_random",
                                 bucket_seconds=bucket_seconds)
-    model = load_preset(spec)
-    name = Path(spec).name if Path(str(spec)).is_dir() else str(spec)
-    return KerasCodecSystem(model, name, key=name, bucket_seconds=bucket_seconds)
+    return KerasCodecSystem(model, resolved.name, key=resolved.name,
+                            bucket_seconds=bucket_seconds)

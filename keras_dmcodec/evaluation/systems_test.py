@@ -32,3 +32,22 @@ def test_original_audio_row():
     original = OriginalAudio()
     codes, audio = original.reconstruct(np.ones(4, np.float32), None)
     assert codes is None and audio.tolist() == [1, 1, 1, 1]
+
+
+def test_random_weights_only_when_asked(monkeypatch, tmp_path):
+    from conftest import TINY_CODEC
+
+    from keras_dmcodec import presets
+    from keras_dmcodec.evaluation.systems import load_codec_system
+
+    monkeypatch.setitem(presets.PRESETS, "tiny_test", {"description": "", "config": TINY_CODEC})
+    with pytest.raises(presets.PresetError, match="no trained weights ship.*random:tiny_test"):
+        load_codec_system("tiny_test")  # no longer silently random
+    audio = load_audio(bundled_sample()[0])[0][:8000]
+    system = load_codec_system("random:tiny_test", init_audio=audio)
+    assert "RANDOM weights" in system.label and system.key == "tiny_test_random"
+    assert system.fingerprint.endswith("-pad16000")
+    system.model.save_to_preset(tmp_path / "my_codec")
+    trained = load_codec_system(str(tmp_path / "my_codec"), bucket_seconds=0)
+    assert trained.label == trained.key == "my_codec" and "RANDOM" not in trained.label
+    assert trained.fingerprint == system.fingerprint.replace("-pad16000", "-pad0")

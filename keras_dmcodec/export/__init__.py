@@ -15,8 +15,9 @@ backend), so weights trained on JAX or torch export the same way.
 Outputs in ``out_dir``: ``saved_model/`` (signatures ``encode`` and
 ``decode``), ``codec.tflite`` (signature runners ``encode`` / ``decode``;
 ``codec_int8.tflite`` with dynamic-range int8 weights when asked),
-``encode.onnx`` and ``decode.onnx``, and ``export.json`` describing the shapes
-and the model fingerprints (the same ones token files carry).
+``encode.onnx`` and ``decode.onnx``, and ``export.json`` describing the shapes,
+the model's preset name and its fingerprint (``tokens.model_fingerprint``, as token
+files carry it).
 """
 
 import json
@@ -25,6 +26,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_dmcodec import __version__
+from keras_dmcodec.layers.quantization import squared_distances
+from keras_dmcodec.models.loader import resolve_model
+from keras_dmcodec.utils.files import atomic_directory
 
 FORMATS = ("saved_model", "tflite", "onnx")
 MANIFEST = "export.json"
@@ -35,8 +44,6 @@ class ExportError(ValueError):
 
 
 def _lstm_layers(model):
-    import keras
-
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.Bidirectional):
             yield layer.forward_layer
@@ -57,11 +64,11 @@ def prepare_for_export(model, unroll=True):
 
 def export_codec(preset, out_dir, formats=FORMATS, num_samples=16000, n_q=None, int8=False,
                  overwrite=False, opset=17):
-    """Exports a preset directory to ``out_dir``; returns the manifest dict.
+    """Exports a preset to ``out_dir``; returns the manifest dict.
 
     Args:
-        preset: a preset directory (``config.json`` + ``model.weights.h5``) or name
-            with shipped weights.
+        preset: a model spec for ``keras_dmcodec.models.loader.resolve_model``: a preset
+            folder, a name with shipped weights or a keras-hub handle.
         out_dir: output folder (created; must not exist unless ``overwrite``).
         formats: any of ``"saved_model"``, ``"tflite"``, ``"onnx"``.
         num_samples: static input length of ``encode`` in samples.
@@ -81,10 +88,8 @@ def export_codec(preset, out_dir, formats=FORMATS, num_samples=16000, n_q=None, 
         raise FileExistsError(f"{out_dir}: already exists (use --force to replace it)")
     args = dict(preset=str(preset), out_dir=str(out_dir), formats=list(formats),
                 num_samples=int(num_samples), n_q=n_q, int8=bool(int8), opset=int(opset))
-    import keras
-
     if keras.backend.backend() == "tensorflow":
-        return _export_here(**args)
+        return export_in_this_process(**args)
     return _export_in_subprocess(args)
 
 
@@ -101,18 +106,18 @@ def _export_in_subprocess(args):
     return json.loads((Path(args["out_dir"]) / MANIFEST).read_text())
 
 
-def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
-    import keras
+def export_in_this_process(preset, out_dir, formats, num_samples, n_q, int8, opset):
+    """``export_codec``'s work, in a process whose Keras backend is TensorFlow (the
+    worker, ``python -m keras_dmcodec.export.worker``, runs it for other backends)."""
+    # deferred: TensorFlow is heavy and needed only here (under any backend it is imported
+    # only by the export process).
     import tensorflow as tf
 
-    from keras_dmcodec.presets import load_preset
-    from keras_dmcodec.tokens import codebook_fingerprint, config_fingerprint
-    from keras_dmcodec.utils.files import atomic_directory
-
     if keras.backend.backend() != "tensorflow":
-        raise ExportError("_export_here needs the TensorFlow backend")
-    model = load_preset(preset)
-    n_q = model.quantizer._check_n_q(n_q)
+        raise ExportError("export_in_this_process needs the TensorFlow backend")
+    resolved = resolve_model(preset)
+    model = resolved.model
+    n_q = model.quantizer.check_n_q(n_q)
     frames = model.frames_for(num_samples)
     audio_spec = tf.TensorSpec([1, num_samples], tf.float32, name="audio")
     codes_spec = tf.TensorSpec([1, n_q, frames], tf.int32, name="codes")
@@ -149,8 +154,6 @@ def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
             files.update(onnx_encode="encode.onnx", onnx_decode="decode.onnx")
         if saved.exists() and "saved_model" not in formats:
             shutil.rmtree(saved)
-        from keras_dmcodec import __version__
-
         manifest = dict(
             sample_rate=model.sample_rate, hop_length=model.hop_length, n_q=n_q,
             codebook_size=model.codebook_size, num_samples=num_samples, frames=frames,
@@ -162,8 +165,9 @@ def _export_here(preset, out_dir, formats, num_samples, n_q, int8, opset):
             onnx=dict(encode="audio float32 [1, any length] -> codes int32 [1, n_q, "
                       "ceil(length / hop_length)]", decode="codes int32 [1, n_q, any frames] "
                       "-> audio float32 [1, frames * hop_length]"),
-            config_hash=config_fingerprint(model), codebook_hash=codebook_fingerprint(model),
-            preset=str(preset), version=__version__,
+            model=resolved.name, fingerprint=resolved.fingerprint,
+            config_hash=resolved.identity.config, codebook_hash=resolved.identity.codebooks,
+            version=__version__,
         )
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -179,6 +183,7 @@ def _to_onnx(model, out_dir, n_q, opset):
     with the window (over 24 GiB at 50 frames), because tf2onnx materialises every
     unrolled step.
     """
+    # deferred: TensorFlow and tf2onnx are heavy, optional, and needed only to export.
     import tensorflow as tf
     import tf2onnx
 
@@ -197,25 +202,25 @@ def _rvq_encode_tf(model, audio, n_q):
     """``model.encode_tensor`` with ``tf.argmin`` for the nearest code.
 
     Keras's TensorFlow ``argmin`` adds a bitwise -0.0 check (``BitwiseAnd``) that TFLite
-    has no builtin for; the distances are the quantiser's own (same expansion), so codes
-    differ only where two distances are exactly equal.
+    has no builtin for; the distances are the quantiser's own (``squared_distances``, same
+    expansion), so codes differ only where two distances are exactly equal.
     """
+    # deferred: TensorFlow is heavy and needed only to export.
     import tensorflow as tf
 
-    from keras_dmcodec.layers.quantization import _squared_distances
-
-    latents = model.encoder(model._as_channels_last(tf.cast(audio, model.compute_dtype)))
+    latents = model.encode_latents(audio)
     residual = tf.reshape(tf.cast(latents, tf.float32), (-1, model.dimension))
     codes = []
     for vq in model.quantizer.quantizers[:n_q]:
         codebook = tf.convert_to_tensor(vq.codebook.value)
-        index = tf.argmin(_squared_distances(residual, codebook), axis=-1, output_type=tf.int32)
+        index = tf.argmin(squared_distances(residual, codebook), axis=-1, output_type=tf.int32)
         residual = residual - tf.gather(codebook, index)
         codes.append(tf.reshape(index, tf.shape(latents)[:-1]))
     return tf.stack(codes, axis=1)
 
 
 def _to_tflite(saved_model_dir, int8=False):
+    # deferred: TensorFlow is heavy and needed only to export.
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
@@ -234,6 +239,7 @@ class TFLiteCodec:
     """
 
     def __init__(self, path, num_threads=None):
+        # deferred: an optional runtime, needed only to run exported files.
         from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
@@ -242,14 +248,10 @@ class TFLiteCodec:
 
     def encode(self, audio):
         """float32 ``[1, num_samples]`` -> int32 codes ``[1, n_q, frames]``."""
-        import numpy as np
-
         return self._encode(audio=np.asarray(audio, np.float32))["codes"]
 
     def decode(self, codes):
         """int32 codes ``[1, n_q, frames]`` -> float32 audio ``[1, frames * hop]``."""
-        import numpy as np
-
         return self._decode(codes=np.asarray(codes, np.int32))["audio"]
 
 
@@ -257,6 +259,7 @@ class OnnxCodec:
     """Runs exported ``encode.onnx`` / ``decode.onnx`` with onnxruntime."""
 
     def __init__(self, directory, num_threads=None):
+        # deferred: an optional runtime, needed only to run exported files.
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -269,13 +272,9 @@ class OnnxCodec:
                                             providers=["CPUExecutionProvider"])
 
     def encode(self, audio):
-        import numpy as np
-
         name = self._encode.get_inputs()[0].name
         return self._encode.run(None, {name: np.asarray(audio, np.float32)})[0]
 
     def decode(self, codes):
-        import numpy as np
-
         name = self._decode.get_inputs()[0].name
         return self._decode.run(None, {name: np.asarray(codes, np.int32)})[0]

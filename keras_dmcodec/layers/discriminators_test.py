@@ -11,6 +11,7 @@ from keras_dmcodec.layers.discriminators import (
     PeriodDiscriminator,
     STFTDiscriminator,
 )
+from keras_dmcodec.utils.testing import run_layer_test
 
 
 def _np(x):
@@ -69,11 +70,14 @@ def test_reference_layouts_and_output_structure():
 
 
 def test_period_discriminator_needs_static_length_and_serializes():
-    d = PeriodDiscriminator(3, channels=(4, 8))
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(d))
-    assert clone.get_config() == d.get_config()
-    s = STFTDiscriminator(filters=4, n_fft=64, hop_length=16)
-    assert STFTDiscriminator.from_config(s.get_config()).get_config() == s.get_config()
+    audio = np.random.default_rng(4).normal(size=(1, 320)).astype("float32") * 0.1
+    # 320 samples fold to [107, 3]; strides 3, 3 then 1, 1 on the time axis.
+    run_layer_test(PeriodDiscriminator, dict(period=3, channels=(4, 8)), audio,
+                   ((1, 12, 3, 1), [(1, 36, 3, 4), (1, 12, 3, 8), (1, 12, 3, 8), (1, 12, 3, 1)]))
+    with pytest.raises(ValueError, match="static number of samples"):
+        PeriodDiscriminator(3, channels=(4, 8))(keras.KerasTensor((1, None)))
+    # 320 samples, n_fft 64, hop 16: 17 frames of 33 bins.
+    run_layer_test(STFTDiscriminator, dict(filters=4, n_fft=64, hop_length=16), audio, None)
 
 
 def test_every_discriminator_weight_is_unique_and_gets_a_gradient():

@@ -4,8 +4,10 @@ import keras
 from keras import ops
 
 
-def _squared_distances(x, codebook):
-    # ||x||^2 - 2 x.c + ||c||^2, the same expansion the reference uses.
+def squared_distances(x, codebook):
+    """Squared Euclidean distances ``[n, codebook_size]`` of rows ``x`` ``[n, d]`` to each
+    codebook row, by the expansion the reference uses (||x||^2 - 2 x.c + ||c||^2), so
+    exporters that pick the nearest code with their own argmin get the same codes."""
     return (
         ops.sum(ops.square(x), axis=1, keepdims=True)
         - 2.0 * ops.matmul(x, ops.transpose(codebook))
@@ -15,7 +17,7 @@ def _squared_distances(x, codebook):
 
 def nearest_code(x, codebook):
     """Index of the nearest (Euclidean) codebook row for each row of ``x`` ``[n, d]``."""
-    return ops.cast(ops.argmin(_squared_distances(x, codebook), axis=-1), "int32")
+    return ops.cast(ops.argmin(squared_distances(x, codebook), axis=-1), "int32")
 
 
 def sample_rows(samples, num, seed):
@@ -328,7 +330,8 @@ class ResidualVectorQuantizer(keras.layers.Layer):
             if not vq.built:
                 vq.build(input_shape)
 
-    def _check_n_q(self, n_q):
+    def check_n_q(self, n_q):
+        """``n_q`` as an int in ``[1, self.n_q]`` (None: all codebooks); ``ValueError`` else."""
         if n_q is None:
             return self.n_q
         if isinstance(n_q, bool) or int(n_q) != n_q or not 1 <= int(n_q) <= self.n_q:
@@ -337,7 +340,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
 
     def encode(self, x, n_q=None):
         """Codes ``[batch, n_q, frames]`` (int32) of latents ``x`` ``[batch, frames, dim]``."""
-        n_q = self._check_n_q(n_q)
+        n_q = self.check_n_q(n_q)
         residual = ops.cast(x, "float32")
         codes = []
         for vq in self.quantizers[:n_q]:
@@ -349,7 +352,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
     def decode(self, codes):
         """Latents ``[batch, frames, dim]``: the sum of the codebook vectors of ``codes``."""
         n_q = codes.shape[1]
-        self._check_n_q(n_q)
+        self.check_n_q(n_q)
         out = 0.0
         for i in range(n_q):
             out = out + self.quantizers[i].decode(codes[:, i])
@@ -363,7 +366,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         layer's quantised output), ``commitment_loss`` (mean over used layers)
         and ``n_q_used`` (scalar; random under quantiser dropout).
         """
-        n_q = self._check_n_q(n_q)
+        n_q = self.check_n_q(n_q)
         residual = inputs
         quantized_out = 0.0
         losses, codes, outputs = [], [], []

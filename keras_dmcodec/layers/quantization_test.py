@@ -9,6 +9,7 @@ from keras_dmcodec.layers.quantization import (
     kmeans,
     nearest_code,
 )
+from keras_dmcodec.utils.testing import run_layer_test, run_serialization_test
 
 
 def _np(x):
@@ -175,9 +176,16 @@ def test_quantizer_dropout_draws_every_depth_and_freezes_inactive_layers():
 
 
 def test_serialization_round_trip():
-    rvq = ResidualVectorQuantizer(n_q=3, codebook_size=8, quantizer_dropout=0.5, seed=1)
-    config = rvq.get_config()
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(rvq))
-    assert clone.get_config() == config
-    vq = VectorQuantizer(codebook_size=8, kmeans_init=False, threshold_ema_dead_code=0)
-    assert VectorQuantizer.from_config(vq.get_config()).get_config() == vq.get_config()
+    run_serialization_test(ResidualVectorQuantizer(n_q=3, codebook_size=8, quantizer_dropout=0.5,
+                                                   seed=1))
+    x = np.random.default_rng(0).normal(size=(2, 10, 4)).astype("float32")
+    # No k-means initialisation, so the codebooks are random and the outputs say something.
+    run_layer_test(ResidualVectorQuantizer,
+                   dict(n_q=3, codebook_size=8, quantizer_dropout=0.5, kmeans_init=False, seed=1),
+                   x, {"quantized": (2, 10, 4), "codes": (2, 3, 10),
+                       "layer_outputs": [(2, 10, 4)] * 3, "commitment_loss": (),
+                       "n_q_used": ()},
+                   expected_num_trainable_weights=0, expected_num_non_trainable_weights=12)
+    run_layer_test(VectorQuantizer, dict(codebook_size=8, kmeans_init=False,
+                                         threshold_ema_dead_code=0),
+                   x[0], ((10, 4), (10,), ()))

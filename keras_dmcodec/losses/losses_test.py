@@ -15,6 +15,7 @@ from keras_dmcodec.losses import (
     t_axis_distill_loss,
     time_l1_loss,
 )
+from keras_dmcodec.utils.testing import run_layer_test
 
 
 def _np(x):
@@ -125,9 +126,14 @@ def test_frame0_defect_flag_reproduces_the_reference():
 
 
 def test_mel_serialization():
-    loss = MultiScaleMelLoss(weights=(2.0, 1.0))
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
-    assert clone.get_config() == loss.get_config()
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(2, 1600)).astype("float32") * 0.1
+    b = a + rng.normal(size=a.shape).astype("float32") * 0.01
+    _, value = run_layer_test(MultiScaleMelLoss, dict(weights=(2.0, 1.0)),
+                              dict(audio=a, audio_hat=b), (), expected_num_trainable_weights=0)
+    assert float(_np(value)) > 0.0
+    run_layer_test(MelSpectrogram, dict(sample_rate=16000, n_fft=256, hop_length=64,
+                                        win_length=256), a, (2, 25, 80))
 
 
 def _input_gradient(loss_fn, x):

@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_dmcodec.layers.quantization import ResidualVectorQuantizer
 from keras_dmcodec.layers.seanet import SEANetDecoder, SEANetEncoder
+from keras_dmcodec.presets import locate_preset, save_preset
 
 
 class _Untracked:
@@ -17,7 +18,8 @@ class _Untracked:
         self.items = {}
 
 
-# Compiled inference functions kept per (kind, n_q[, shape]); the oldest are dropped.
+# Compiled inference functions kept per (kind, n_q[, shape]) by default; the oldest are
+# dropped (``DMCodec.set_compiled_cache_size``).
 MAX_COMPILED = 16
 
 
@@ -178,6 +180,7 @@ class DMCodec(keras.Model):
         else:
             self.distill_projection = None
         self._inference = _Untracked()
+        self._compiled_cache_size = MAX_COMPILED
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -199,7 +202,7 @@ class DMCodec(keras.Model):
 
     def bitrate(self, n_q=None):
         """Bits per second with ``n_q`` codebooks (default all); 500 per codebook here."""
-        n_q = self.quantizer._check_n_q(n_q)
+        n_q = self.quantizer.check_n_q(n_q)
         return n_q * math.log2(self.codebook_size) * self.frame_rate
 
     # ------------------------------------------------------------------ graph
@@ -217,7 +220,9 @@ class DMCodec(keras.Model):
         self.built = True
 
     @staticmethod
-    def _as_channels_last(audio):
+    def as_channels_last(audio):
+        """Audio ``[batch, samples]`` or ``[batch, 1, samples]`` to the encoder's
+        ``[batch, samples, 1]``."""
         if len(audio.shape) == 3:
             audio = ops.squeeze(audio, axis=1)
         return ops.expand_dims(audio, -1)
@@ -240,7 +245,7 @@ class DMCodec(keras.Model):
             None), ``commitment_loss`` and ``n_q_used``.
         """
         num_samples = inputs.shape[-1]
-        x = self._as_channels_last(inputs)
+        x = self.as_channels_last(inputs)
         latents = self.encoder(x)
         rvq = self.quantizer(latents, n_q=n_q, training=training)
         y = self.decoder(rvq["quantized"])[..., 0]
@@ -262,13 +267,17 @@ class DMCodec(keras.Model):
             "n_q_used": rvq["n_q_used"],
         }
 
+    def encode_latents(self, audio):
+        """Graph-friendly: float audio ``[batch, samples]`` (or ``[batch, 1, samples]``) to
+        the encoder's latents ``[batch, frames, dimension]``, before quantisation."""
+        return self.encoder(self.as_channels_last(ops.cast(audio, self.compute_dtype)))
+
     def encode_tensor(self, audio, n_q=None):
         """Graph-friendly encode: float audio tensor to int32 codes ``[batch, n_q, frames]``.
 
         No validation; use ``encode`` for user input.
         """
-        latents = self.encoder(self._as_channels_last(ops.cast(audio, self.compute_dtype)))
-        return self.quantizer.encode(latents, n_q=n_q)
+        return self.quantizer.encode(self.encode_latents(audio), n_q=n_q)
 
     def decode_tensor(self, codes):
         """Graph-friendly decode: codes ``[batch, n_q, frames]`` to audio ``[batch, T]``."""
@@ -276,6 +285,30 @@ class DMCodec(keras.Model):
         return self.decoder(ops.cast(latents, self.compute_dtype))[..., 0]
 
     # ------------------------------------------------------------- public API
+    @property
+    def compiled_cache_size(self):
+        """How many compiled encode/decode functions ``encode``/``decode`` keep (LRU)."""
+        return self._compiled_cache_size
+
+    def set_compiled_cache_size(self, size):
+        """Bounds the compiled-function cache to ``size`` entries (dropping the oldest).
+
+        Each entry holds one compiled graph; on TensorFlow there is one per (kind, n_q,
+        input shape), so a process that sees many input lengths (a corpus tokenizer)
+        bounds its memory with a small size. ``0`` keeps nothing: every call compiles.
+        """
+        size = int(size)
+        if size < 0:
+            raise ValueError(f"compiled cache size must be >= 0, got {size}")
+        self._compiled_cache_size = size
+        models = self._inference.items
+        while len(models) > size:
+            models.pop(next(iter(models)))
+
+    def clear_compiled_cache(self):
+        """Drops every compiled encode/decode function; the next call compiles afresh."""
+        self._inference.items.clear()
+
     def _compiled(self, key, method, shape):
         """A compiled model for ``key``; on TensorFlow one per input shape as well.
 
@@ -293,10 +326,12 @@ class DMCodec(keras.Model):
             return models[key]
         if not self.built:
             self.build((None, None))
-        while len(models) >= MAX_COMPILED:
+        while models and len(models) >= self._compiled_cache_size:
             models.pop(next(iter(models)))
-        models[key] = _InferenceModel(self, method, name=f"dmcodec_{key[0]}_{key[1]}")
-        return models[key]
+        model = _InferenceModel(self, method, name=f"dmcodec_{key[0]}_{key[1]}")
+        if self._compiled_cache_size:
+            models[key] = model
+        return model
 
     def _validate_audio(self, audio):
         if isinstance(audio, (list, tuple)):
@@ -359,7 +394,7 @@ class DMCodec(keras.Model):
         Returns:
             numpy int32 codes ``[batch, n_q, frames]``, ``frames = frames_for(samples)``.
         """
-        n_q = self.quantizer._check_n_q(n_q)
+        n_q = self.quantizer.check_n_q(n_q)
         return self._encode_valid(self._validate_audio(audio), n_q)
 
     def _encode_valid(self, audio, n_q):
@@ -398,28 +433,32 @@ class DMCodec(keras.Model):
 
     def reconstruct(self, audio, n_q=None):
         """Encode then decode; returns ``(codes, audio_hat)`` with the input's length."""
-        n_q = self.quantizer._check_n_q(n_q)
+        n_q = self.quantizer.check_n_q(n_q)
         clean = self._validate_audio(audio)
         codes = self._encode_valid(clean, n_q)  # the model's own codes need no re-validation
         return codes, self._decode_valid(codes)[:, : clean.shape[1]]
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **overrides):
-        """Builds a codec from a preset name (see ``keras_dmcodec.presets.PRESETS``) or directory.
+        """Builds a codec from a preset name, folder or keras-hub handle.
+
+        The same path as ``keras_dmcodec.models.loader.resolve_model`` (which also gives
+        the preset's name and the model's fingerprint).
 
         Args:
-            preset: preset name or a directory with ``config.json`` and ``model.weights.h5``.
-            load_weights: load weights (False gives a randomly initialised model).
+            preset: a name in ``keras_dmcodec.presets.PRESETS``, a folder in
+                ``saved_models/``, a preset folder (``config.json`` + ``model.weights.h5``)
+                or a handle such as ``hf://org/model``.
+            load_weights: False gives the architecture with random weights (seeded).
             **overrides: config values to change.
         """
-        from keras_dmcodec.presets import load_preset
-
-        return load_preset(preset, load_weights=load_weights, **overrides)
+        source = locate_preset(preset)
+        return source.instantiate(cls, random_weights=not load_weights, **overrides)
 
     def save_to_preset(self, directory, overwrite=False, metadata=None):
-        """Writes ``config.json`` + ``model.weights.h5`` (loadable under any backend)."""
-        from keras_dmcodec.presets import save_preset
-
+        """Writes a keras-hub-layout preset folder: ``config.json``, ``metadata.json`` and
+        ``model.weights.h5`` (loadable under any backend). ``metadata``: a JSON dict to
+        record (e.g. the training step)."""
         return save_preset(self, directory, overwrite=overwrite, metadata=metadata)
 
     def get_config(self):

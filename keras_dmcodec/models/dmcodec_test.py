@@ -197,3 +197,26 @@ def test_codes_do_not_depend_on_previously_encoded_lengths(tiny_config):
     for other in others:
         used.encode(other)
     np.testing.assert_array_equal(used.encode(clip[:, :40000]), fresh.encode(clip[:, :40000]))
+
+
+def test_compiled_cache_is_bounded_and_clearable(codec, audio):
+    assert codec.compiled_cache_size == 16
+    codes = codec.encode(audio)
+    codec.set_compiled_cache_size(1)
+    assert codec.compiled_cache_size == 1
+    for n_q in (1, 2, 3):  # one compiled function per n_q; only the newest is kept
+        codec.encode(audio, n_q=n_q)
+    np.testing.assert_array_equal(codec.encode(audio), codes)
+    codec.clear_compiled_cache()
+    codec.set_compiled_cache_size(0)  # nothing kept: every call compiles afresh, same codes
+    np.testing.assert_array_equal(codec.encode(audio), codes)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        codec.set_compiled_cache_size(-1)
+
+
+def test_public_helpers_for_callers(codec, audio):
+    latents = _np(codec.encode_latents(audio))
+    assert latents.shape == (2, codec.frames_for(audio.shape[1]), 16)
+    np.testing.assert_array_equal(_np(codec.encode_latents(audio[:, None])), latents)
+    assert tuple(codec.as_channels_last(ops.convert_to_tensor(audio)).shape) == (2, 3333, 1)
+    assert codec.quantizer.check_n_q(None) == 4 and codec.quantizer.check_n_q(2) == 2

@@ -6,6 +6,11 @@ the codec reconstructs the batch once; the discriminators take an Adam step on
 *updated* discriminators and the codec takes its own Adam step. The two
 optimizers live in one ``keras.optimizers.MultiOptimizer`` so that Keras saves,
 restores and (on JAX) threads their state like any optimizer's.
+
+The losses are written once here, with ``keras.ops`` (the GAN terms in
+``losses.AdversarialLoss``); the sequential step that differentiates them on each
+backend lives in ``models/train_steps/<backend>.py``, which uses only the public
+methods below (``unpack_batch``, ``generator_losses``, ``record_step``, ...).
 """
 
 import keras
@@ -17,14 +22,13 @@ from keras_dmcodec.layers.discriminators import (
     MultiScaleSTFTDiscriminator,
 )
 from keras_dmcodec.losses import (
+    AdversarialLoss,
     MultiScaleMelLoss,
     d_axis_distill_loss,
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
     t_axis_distill_loss,
     time_l1_loss,
 )
+from keras_dmcodec.models import train_steps
 from keras_dmcodec.models.dmcodec import DMCodec
 
 DISCRIMINATORS = {
@@ -38,19 +42,6 @@ DISTILL_MODES = ("none", "lm", "sm", "lm+sm")
 LOSS_NAMES = ("generator_loss", "discriminator_loss", "adversarial_loss", "feature_loss",
               "mel_loss", "mel_error", "recon_loss", "commitment_loss", "distill_loss",
               "sm_distill_loss", "lm_distill_loss")
-
-
-def _frozen_call(layer, *args, **kwargs):
-    """Calls ``layer`` with its weights behind ``stop_gradient`` (gradients reach the inputs only).
-
-    Used where the generator's adversarial and feature-matching terms are
-    computed in the same differentiated function as the discriminator loss
-    (``update_order="simultaneous"`` and ``evaluate``).
-    """
-    trainable = [ops.stop_gradient(v.value) for v in layer.trainable_variables]
-    non_trainable = [v.value for v in layer.non_trainable_variables]
-    outputs, _ = layer.stateless_call(trainable, non_trainable, *args, **kwargs)
-    return outputs
 
 
 def _clone_optimizer(optimizer):
@@ -178,6 +169,7 @@ class DMCodecTrainer(keras.Model):
         self.discriminator_configs = {k: dict(v) for k, v in discriminators.items()}
         self.discriminators = [DISCRIMINATORS[k](**v, name=k)
                                for k, v in self.discriminator_configs.items()]
+        self.adversarial = AdversarialLoss(self.discriminators)
         self.mel_weights = [float(w) for w in mel_weights]
         self.mel_n_fft = int(mel_n_fft)
         self.mel_hop_length = int(mel_hop_length)
@@ -240,7 +232,7 @@ class DMCodecTrainer(keras.Model):
         g_opt = keras.optimizers.get(optimizer)
         d_opt = discriminator_optimizer
         d_opt = _clone_optimizer(g_opt) if d_opt is None else keras.optimizers.get(d_opt)
-        d_ids = {id(v) for v in self._discriminator_variables()}
+        d_ids = {id(v) for v in self.discriminator_variables()}
         self._g_opt, self._d_opt = g_opt, d_opt
         # Variables are routed by identity; the codec's come first in
         # ``trainable_variables``, so the generator optimizer is inner optimizer 0.
@@ -248,7 +240,7 @@ class DMCodecTrainer(keras.Model):
                                                 name="gan_optimizer")
         super().compile(optimizer=multi, **kwargs)
         multi.build(self.trainable_variables)
-        if multi.optimizers != [g_opt, d_opt] and self._discriminator_variables():
+        if multi.optimizers != [g_opt, d_opt] and self.discriminator_variables():
             raise RuntimeError("optimizer routing failed: expected [generator, discriminator]")
 
     @property
@@ -259,18 +251,26 @@ class DMCodecTrainer(keras.Model):
     def discriminator_optimizer(self):
         return self._d_opt
 
-    def _discriminator_variables(self):
-        """The discriminators' weights, in ``trainable_variables`` order."""
+    def discriminator_variables(self):
+        """The discriminators' weights (``discriminator_optimizer``'s), in ``trainable_variables``
+        order."""
         d_ids = {id(v) for disc in self.discriminators for v in disc.trainable_variables}
         return [v for v in self.trainable_variables if id(v) in d_ids]
 
-    def _generator_variables(self):
-        d_ids = {id(v) for v in self._discriminator_variables()}
+    def generator_variables(self):
+        """Every other trainable weight (codec, ``lm_projection``: ``generator_optimizer``'s), in
+        ``trainable_variables`` order."""
+        d_ids = {id(v) for v in self.discriminator_variables()}
         return [v for v in self.trainable_variables if id(v) not in d_ids]
 
     # --------------------------------------------------------------- losses
+    def unpack_batch(self, data):
+        """``(audio, teacher targets)`` of a ``fit`` batch (``x`` or ``(x, y, sample_weight)``)."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self._split_inputs(x)
+
     @staticmethod
-    def _unpack(inputs):
+    def _split_inputs(inputs):
         if not isinstance(inputs, dict):
             return ops.cast(inputs, "float32"), {}
         targets = {}
@@ -305,8 +305,16 @@ class DMCodecTrainer(keras.Model):
             else self.codec.distill_projection
         return projection(out["layer_outputs"][layer])
 
-    def _distill_loss(self, out, targets):
-        """Weighted distillation loss and its per-teacher parts (zeros when inactive)."""
+    def distill_loss(self, out, targets):
+        """Weighted distillation loss and its per-teacher parts (zeros when inactive).
+
+        Args:
+            out: the dict ``DMCodec.call`` returns.
+            targets: the teacher targets of ``unpack_batch``.
+
+        Returns:
+            ``(total, {"sm": loss, "lm": loss})``.
+        """
         zero = ops.zeros(())
         parts = {"sm": zero, "lm": zero}
         total = zero
@@ -324,29 +332,27 @@ class DMCodecTrainer(keras.Model):
             total = total + (self.sm_weight if teacher == "sm" else self.lm_weight) * loss
         return total, parts
 
-    def _discriminator_loss(self, audio, fake, training):
-        loss = ops.zeros(())
-        fake = ops.stop_gradient(fake)
-        for disc in self.discriminators:
-            loss = loss + discriminator_loss(disc(audio, training=training),
-                                             disc(fake, training=training))
-        return loss
+    def discriminator_loss(self, audio, fake, training=False):
+        """``L_D`` of the discriminators on ``stop_gradient(fake)``."""
+        return self.adversarial.discriminator_loss(audio, fake, training=training)
 
-    def _generator_losses(self, audio, out, targets, frozen):
-        """Generator terms; ``frozen`` runs the discriminators with detached weights."""
+    def generator_losses(self, audio, out, targets, frozen=False):
+        """``L_G`` and its terms, as a dict of scalars named as the trainer's metrics.
+
+        Args:
+            audio: the batch's audio ``[batch, samples]``.
+            out: the dict ``DMCodec.call`` returns for ``audio``.
+            targets: the teacher targets of ``unpack_batch``.
+            frozen: bool. Run the discriminators with their weights behind
+                ``stop_gradient``, for a function that also differentiates ``L_D``.
+        """
         fake = out["audio"]
-        adv, fm = ops.zeros(()), ops.zeros(())
-        for disc in self.discriminators:
-            call = (lambda x, d=disc: _frozen_call(d, x, training=False)) if frozen \
-                else (lambda x, d=disc: d(x, training=False))
-            real_out, fake_out = call(audio), call(fake)
-            adv = adv + generator_adversarial_loss(fake_out)
-            fm = fm + feature_matching_loss(real_out, fake_out)
+        adv, fm = self.adversarial.generator_terms(audio, fake, frozen=frozen)
         mel_parts = self.mel_loss.scale_losses(audio, fake)
         mel = sum(w * p for w, p in zip(self.mel_weights, mel_parts, strict=True))
         recon = time_l1_loss(audio, fake)
         commit = out["commitment_loss"]
-        distill, parts = self._distill_loss(out, targets)
+        distill, parts = self.distill_loss(out, targets)
         g_loss = (self.feature_weight * fm + self.adversarial_weight * adv + mel
                   + self.commitment_weight * commit + self.recon_weight * recon
                   + self.distill_weight * distill)
@@ -365,10 +371,10 @@ class DMCodecTrainer(keras.Model):
 
     def call(self, inputs, training=False):
         """All loss terms from the current weights (``evaluate``, the simultaneous step)."""
-        audio, targets = self._unpack(inputs)
+        audio, targets = self._split_inputs(inputs)
         out = self.codec(audio, training=training)
-        d_loss = self._discriminator_loss(audio, out["audio"], training)
-        logs = self._generator_losses(audio, out, targets, frozen=True)
+        d_loss = self.discriminator_loss(audio, out["audio"], training)
+        logs = self.generator_losses(audio, out, targets, frozen=True)
         logs["discriminator_loss"] = d_loss
         logs["loss"] = logs["generator_loss"] + d_loss
         return logs
@@ -381,166 +387,23 @@ class DMCodecTrainer(keras.Model):
             tracker.update_state(y_pred[name])
         return self.get_metrics_result()
 
-    # ---------------------------------------------------------- train steps
-    def train_step(self, *args, **kwargs):
-        if self.update_order == "simultaneous" or not self._discriminator_variables():
-            return super().train_step(*args, **kwargs)
-        backend = keras.backend.backend()
-        if backend == "jax":
-            return self._train_step_jax(*args, **kwargs)
-        if backend == "tensorflow":
-            return self._train_step_tensorflow(*args, **kwargs)
-        if backend == "torch":
-            return self._train_step_torch(*args, **kwargs)
-        raise NotImplementedError(f"sequential GAN step not implemented for backend {backend!r}")
+    def record_step(self, logs, d_loss):
+        """Updates the metrics with a sequential step's losses; returns their results.
 
-    @staticmethod
-    def _x(data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return x
-
-    def _finish(self, logs, d_loss):
+        Args:
+            logs: the dict of ``generator_losses``.
+            d_loss: ``L_D`` of the step (before the discriminators' update).
+        """
         logs = dict(logs, discriminator_loss=d_loss)
         logs["loss"] = logs["generator_loss"] + d_loss
         self._loss_tracker.update_state(logs["loss"])
         return self.compute_metrics(None, None, logs)
 
-    def _train_step_tensorflow(self, data):
-        import tensorflow as tf
-
-        audio, targets = self._unpack(self._x(data))
-        g_vars, d_vars = self._generator_variables(), self._discriminator_variables()
-        # Under tf.distribute the per-replica loss is scaled by 1 / replicas and
-        # the optimizers sum gradients over replicas (as Keras's own train_step).
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape(persistent=True) as tape:
-            out = self.codec(audio, training=True)
-            d_loss = self._discriminator_loss(audio, out["audio"], training=True)
-            scaled_d_loss = d_loss / replicas
-            with tape.stop_recording():
-                d_grads = tape.gradient(scaled_d_loss, d_vars)
-                self._d_opt.apply(d_grads, d_vars)
-            logs = self._generator_losses(audio, out, targets, frozen=False)
-            scaled_g_loss = logs["generator_loss"] / replicas
-        g_grads = tape.gradient(scaled_g_loss, g_vars)
-        del tape
-        self._g_opt.apply(g_grads, g_vars)
-        self.optimizer.iterations.assign_add(1)
-        return self._finish(logs, d_loss)
-
-    def _train_step_torch(self, data):
-        import torch
-
-        audio, targets = self._unpack(self._x(data))
-        g_vars, d_vars = self._generator_variables(), self._discriminator_variables()
-        out = self.codec(audio, training=True)
-        self.zero_grad()
-        d_loss = self._discriminator_loss(audio, out["audio"].detach(), training=True)
-        d_loss.backward()
-        d_grads = [v.value.grad for v in d_vars]
-        with torch.no_grad():
-            self._d_opt.apply(d_grads, d_vars)
-        self.zero_grad()
-        logs = self._generator_losses(audio, out, targets, frozen=False)
-        logs["generator_loss"].backward()
-        g_grads = [v.value.grad for v in g_vars]
-        with torch.no_grad():
-            self._g_opt.apply(g_grads, g_vars)
-            self.optimizer.iterations.assign_add(1)
-        logs = {k: v.detach() for k, v in logs.items()}
-        return self._finish(logs, d_loss.detach())
-
-    def _train_step_jax(self, state, data):
-        import jax
-
-        trainable, non_trainable, opt_values, metric_values = state
-        audio, targets = self._unpack(self._x(data))
-        d_ids = {id(v) for v in self._discriminator_variables()}
-        d_index = [i for i, v in enumerate(self.trainable_variables) if id(v) in d_ids]
-        g_index = [i for i, v in enumerate(self.trainable_variables) if id(v) not in d_ids]
-        g_vars = [self.trainable_variables[i] for i in g_index]
-        d_vars = [self.trainable_variables[i] for i in d_index]
-        g_values = [trainable[i] for i in g_index]
-        d_values = [trainable[i] for i in d_index]
-        nt_vars = self.non_trainable_variables
-
-        def run(mapping, fn):
-            with keras.StatelessScope(state_mapping=mapping) as scope:
-                result = fn()
-            return result, [scope.get_current_value(v) for v in nt_vars]
-
-        # 1. Codec forward, differentiable in the codec's weights (vjp), EMA updates as aux.
-        def forward(gv):
-            def fn():
-                out = self.codec(audio, training=True)
-                diff = {"audio": out["audio"], "commitment_loss": out["commitment_loss"],
-                        "layer_outputs": list(out["layer_outputs"])}
-                return diff
-            mapping = _mapping((g_vars, gv), (d_vars, d_values), (nt_vars, non_trainable))
-            diff, new_nt = run(mapping, fn)
-            return diff, new_nt
-
-        diff, vjp_fn, nt_after_codec = jax.vjp(forward, g_values, has_aux=True)
-
-        # 2. Discriminator step on stop_grad(x_hat).
-        def d_loss_fn(dv):
-            mapping = _mapping((g_vars, g_values), (d_vars, dv), (nt_vars, nt_after_codec))
-            return run(mapping, lambda: self._discriminator_loss(audio, diff["audio"], True))
-
-        (d_loss, nt_after_d), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_values)
-        n_outer = len(self.optimizer.variables) - len(self._g_opt.variables) \
-            - len(self._d_opt.variables)
-        outer = list(opt_values[:n_outer])
-        g_opt_values = list(opt_values[n_outer:n_outer + len(self._g_opt.variables)])
-        d_opt_values = list(opt_values[n_outer + len(self._g_opt.variables):])
-        new_d_values, d_opt_values = self._d_opt.stateless_apply(d_opt_values, d_grads, d_values)
-
-        # 3. Generator loss with the updated discriminators, differentiated w.r.t.
-        #    the codec outputs and pulled back through the codec with the vjp.
-        def g_loss_fn(outputs, proj_values):
-            def fn():
-                out = dict(outputs)
-                out["distill_features"] = (self.codec.distill_projection(
-                    outputs["layer_outputs"][self.codec.distill_layer])
-                    if self.codec.distill_projection is not None else None)
-                logs = self._generator_losses(audio, out, targets, frozen=False)
-                return logs["generator_loss"], logs
-            proj_vars = self._projection_variables()
-            mapping = _mapping((g_vars, g_values), (d_vars, new_d_values), (nt_vars, nt_after_d),
-                               (proj_vars, proj_values))
-            (loss_and_logs), _ = run(mapping, fn)
-            return loss_and_logs
-
-        proj_vars = self._projection_variables()
-        g_position = {id(v): i for i, v in enumerate(g_vars)}
-        proj_values = [g_values[g_position[id(v)]] for v in proj_vars]
-        (_, logs), (d_outputs, d_proj) = jax.value_and_grad(
-            g_loss_fn, argnums=(0, 1), has_aux=True)(diff, proj_values)
-        (g_grads,) = vjp_fn(d_outputs)
-        g_grads = list(g_grads)
-        for var, grad in zip(proj_vars, d_proj, strict=True):
-            i = g_position[id(var)]
-            g_grads[i] = g_grads[i] + grad
-        new_g_values, g_opt_values = self._g_opt.stateless_apply(g_opt_values, g_grads, g_values)
-        outer[0] = outer[0] + 1  # MultiOptimizer.iterations
-
-        new_trainable = list(trainable)
-        for i, value in zip(g_index, new_g_values, strict=True):
-            new_trainable[i] = value
-        for i, value in zip(d_index, new_d_values, strict=True):
-            new_trainable[i] = value
-        metrics_mapping = list(zip(self.metrics_variables, metric_values, strict=True))
-        with keras.StatelessScope(state_mapping=metrics_mapping) as scope:
-            results = self._finish(logs, d_loss)
-        new_metric_values = [scope.get_current_value(v) for v in self.metrics_variables]
-        state = (new_trainable, nt_after_d, outer + g_opt_values + d_opt_values,
-                 new_metric_values)
-        return results, state
-
-    def _projection_variables(self):
-        """Codec weights the generator loss uses directly (not through the codec forward)."""
-        layers = [self.codec.distill_projection, self.lm_projection]
-        return [v for layer in layers if layer is not None for v in layer.trainable_variables]
+    # ----------------------------------------------------------- train step
+    def train_step(self, *args, **kwargs):
+        if self.update_order == "simultaneous" or not self.discriminator_variables():
+            return super().train_step(*args, **kwargs)
+        return train_steps.sequential_train_step(self, *args, **kwargs)
 
     def get_config(self):
         config = super().get_config()
@@ -568,12 +431,3 @@ class DMCodecTrainer(keras.Model):
         )
         return config
 
-
-def _mapping(*groups):
-    """``StatelessScope`` state mapping from ``(variables, values)`` groups; for a variable
-    listed twice, the later group's value wins."""
-    seen = {}
-    for variables, values in groups:
-        for var, value in zip(variables, values, strict=True):
-            seen[id(var)] = (var, value)
-    return list(seen.values())

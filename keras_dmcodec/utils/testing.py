@@ -1,7 +1,13 @@
-"""Helpers for tests that compare codes from two compiled paths (graph vs eager, Keras vs
-an exported runtime, one backend vs another).
+"""Shared test helpers.
 
-A nearest-codebook search is discontinuous: where a frame's two best codes are within
+Layer tests (``run_layer_test``, ``run_serialization_test``, ``run_model_saving_test``), in
+the manner of keras-hub's ``TestCase``: every layer and model test calls these instead of
+writing its own get_config / serialize / save round trips, so each of them checks the same
+things in the same way.
+
+Code comparisons (``untied_frames``, ``assert_codes_equal_up_to_ties``) for tests that compare
+codes from two compiled paths (graph vs eager, Keras vs an exported runtime, one backend vs
+another). A nearest-codebook search is discontinuous: where a frame's two best codes are within
 float32 rounding of each other, any change of kernel, thread count or instruction set (AVX2
 vs AVX-512 oneDNN kernels) may pick either, and a flip at one RVQ layer changes every later
 layer of that frame. Small random test models have such ties. Exact code equality is
@@ -9,17 +15,255 @@ therefore not a property two compiled paths can promise; "equal except at ties" 
 what these helpers check.
 """
 
+import json
+import os
+
+import keras
 import numpy as np
 from keras import ops
 
 
+# ------------------------------------------------------------------------- layer tests
+def _as_json(config):
+    return json.dumps(config, sort_keys=True, indent=1)
+
+
+def _public_attributes(instance):
+    return {name for name in dir(instance) if name != "__annotations__"}
+
+
+def run_serialization_test(instance):
+    """Checks that ``instance`` survives its config and ``keras.saving`` round trips.
+
+    Three checks, each comparing configs: ``cls.from_config(instance.get_config())``;
+    ``keras.saving.deserialize_keras_object(serialize_keras_object(instance))`` (the revived
+    config must equal the original exactly, tuples stay tuples); and the same through a JSON
+    text, as a ``.keras`` file stores it (compared as JSON, so that the config must be JSON
+    serialisable). The revived objects must have the class and the attributes of the
+    original. Cheap: nothing is built or called.
+
+    Args:
+        instance: an unbuilt or built Keras layer, model or loss whose class is registered
+            with ``keras.saving.register_keras_serializable``.
+
+    Returns:
+        the instance revived by ``keras.saving.deserialize_keras_object``.
+
+    Example:
+        >>> from keras_dmcodec.layers.conv import NormConv1D
+        >>> clone = run_serialization_test(NormConv1D(3, kernel_size=5, causal=True))
+        >>> clone.causal
+        True
+    """
+    cls = type(instance)
+    config = instance.get_config()
+    config_json = _as_json(config)
+    attributes = _public_attributes(instance)
+
+    from_config = cls.from_config(config)
+    assert from_config.get_config() == config, (
+        f"{cls.__name__}.from_config(get_config()) changed the config:\n"
+        f"{_as_json(from_config.get_config())}\n!=\n{config_json}")
+
+    serialized = keras.saving.serialize_keras_object(instance)
+    revived = keras.saving.deserialize_keras_object(serialized)
+    assert type(revived) is cls, f"deserialized a {type(revived).__name__}, not a {cls.__name__}"
+    assert revived.get_config() == config, (
+        f"{cls.__name__} serialize/deserialize changed the config:\n"
+        f"{_as_json(revived.get_config())}\n!=\n{config_json}")
+
+    from_json = keras.saving.deserialize_keras_object(json.loads(json.dumps(serialized)))
+    assert type(from_json) is cls
+    assert _as_json(from_json.get_config()) == config_json, (
+        f"{cls.__name__}: the config changed on its way through JSON")
+    if not instance.built:
+        for clone in (from_config, revived, from_json):
+            missing = attributes ^ _public_attributes(clone)
+            assert not missing, f"{cls.__name__} revived with other attributes: {missing}"
+    return revived
+
+
+def _call(layer, inputs, call_kwargs):
+    if isinstance(inputs, dict):
+        return layer(**inputs, **call_kwargs)
+    return layer(inputs, **call_kwargs)
+
+
+def _numpy_leaves(structure):
+    return [None if x is None else np.asarray(ops.convert_to_numpy(x))
+            for x in keras.tree.flatten(structure)]
+
+
+def assert_outputs_close(actual, expected, atol=1e-6, rtol=1e-6, what="outputs"):
+    """Asserts two nested outputs (dicts, lists, tuples of tensors) have the same structure
+    and close values.
+
+    Args:
+        actual, expected: nested structures of tensors, arrays, numbers or None.
+        atol, rtol: tolerances of ``np.testing.assert_allclose``.
+        what: how the failure message names the outputs.
+
+    Example:
+        >>> assert_outputs_close({"a": [np.ones(2)]}, {"a": [np.ones(2)]})
+    """
+    keras.tree.assert_same_structure(actual, expected)
+    leaves = zip(_numpy_leaves(actual), _numpy_leaves(expected), strict=True)
+    for i, (got, want) in enumerate(leaves):
+        if want is None:
+            assert got is None, f"{what}: leaf {i} is not None"
+            continue
+        np.testing.assert_allclose(got, want, atol=atol, rtol=rtol,
+                                   err_msg=f"{what}: leaf {i} differs")
+
+
+def _shapes(outputs):
+    return keras.tree.map_structure(lambda x: None if x is None else tuple(x.shape), outputs)
+
+
+def run_model_saving_test(instance, input_data, directory, call_kwargs=None, atol=1e-6,
+                          rtol=1e-6):
+    """Saves ``instance`` to a ``.keras`` file, loads it, and checks the outputs agree.
+
+    A model is saved as it is; a layer is first wrapped in a functional model with the static
+    input shapes of ``input_data``. ``instance`` must be built (call it once first).
+
+    Args:
+        instance: a built Keras model or layer.
+        input_data: the array (or dict of arrays, passed as keyword arguments) to call it on.
+        directory: a folder to write the ``.keras`` file to (pytest's ``tmp_path``).
+        call_kwargs: dict of further keyword arguments of ``call`` (e.g. ``training=False``).
+        atol, rtol: tolerances for the outputs.
+
+    Returns:
+        the loaded model.
+
+    Example:
+        >>> from keras_dmcodec.layers.conv import NormConv1D
+        >>> import tempfile
+        >>> layer = NormConv1D(3, kernel_size=5)
+        >>> x = np.ones((1, 8, 2), "float32")
+        >>> _ = layer(x)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     loaded = run_model_saving_test(layer, x, tmp)
+    """
+    call_kwargs = dict(call_kwargs or {})
+    expected = _call(instance, input_data, call_kwargs)
+    if isinstance(instance, keras.Model):
+        model = instance
+        call = lambda m: _call(m, input_data, call_kwargs)  # noqa: E731
+    else:
+        inputs = keras.tree.map_structure(
+            lambda x: keras.Input(batch_shape=x.shape, dtype=keras.backend.standardize_dtype(
+                x.dtype)), input_data)
+        model = keras.Model(inputs, _call(instance, inputs, call_kwargs))
+        call = lambda m: m(input_data)  # noqa: E731
+    path = os.path.join(directory, f"{type(instance).__name__}.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model), f"loaded a {type(loaded).__name__}"
+    assert_outputs_close(call(loaded), expected, atol=atol, rtol=rtol,
+                         what=f"{type(instance).__name__} loaded from .keras")
+    return loaded
+
+
+def run_layer_test(cls, init_kwargs, input_data, expected_output_shape=None, *,
+                   call_kwargs=None, expected_output_dtype=None,
+                   expected_num_trainable_weights=None, expected_num_non_trainable_weights=None,
+                   run_symbolic_check=True, saving_directory=None, atol=1e-6, rtol=1e-6):
+    """The standard checks for a layer or model; returns the built instance and its output.
+
+    1. ``run_serialization_test`` on a fresh instance (unbuilt).
+    2. An eager call on ``input_data``: the instance is built, has the expected number of
+       weights, its outputs have ``expected_output_shape`` and every floating output has
+       ``expected_output_dtype``.
+    3. A symbolic call (``keras.KerasTensor`` inputs of the same shapes) on a fresh instance
+       gives the same output shapes (Keras's shape inference agrees with the real call).
+    4. The built instance, serialized and deserialized with ``keras.saving`` and given its
+       weights, gives the same outputs.
+    5. Optionally (``saving_directory``), ``run_model_saving_test``: a ``.keras`` save/load
+       gives the same outputs.
+
+    Args:
+        cls: the layer or model class.
+        init_kwargs: dict of constructor arguments.
+        input_data: array, or dict of arrays passed as keyword arguments to ``call``.
+        expected_output_shape: the output shapes as the output's structure with a tuple in
+            place of each tensor (e.g. ``{"codes": (2, 4, 30), ...}``); None skips the check.
+        call_kwargs: dict of further keyword arguments of ``call``.
+        expected_output_dtype: dtype of every floating output; default the layer's
+            ``compute_dtype``.
+        expected_num_trainable_weights, expected_num_non_trainable_weights: ints, or None to
+            skip.
+        run_symbolic_check: False for a layer whose call needs concrete values.
+        saving_directory: folder for the ``.keras`` round trip (pytest's ``tmp_path``); None
+            skips it (it is the slowest check).
+        atol, rtol: tolerances of the output comparisons.
+
+    Returns:
+        ``(layer, output)``: the built instance and its eager output, for further checks.
+
+    Example:
+        >>> from keras_dmcodec.layers.conv import NormConv1D
+        >>> layer, y = run_layer_test(NormConv1D, {"filters": 3, "kernel_size": 4,
+        ...                                        "strides": 2},
+        ...                           np.ones((2, 9, 4), "float32"), (2, 5, 3),
+        ...                           expected_num_trainable_weights=3)
+    """
+    call_kwargs = dict(call_kwargs or {})
+    run_serialization_test(cls(**init_kwargs))
+
+    layer = cls(**init_kwargs)
+    output = _call(layer, input_data, call_kwargs)
+    name = cls.__name__
+    assert layer.built, f"{name} is not built after a call"
+    if expected_num_trainable_weights is not None:
+        assert len(layer.trainable_weights) == expected_num_trainable_weights, (
+            f"{name} has {len(layer.trainable_weights)} trainable weights, expected "
+            f"{expected_num_trainable_weights}")
+    if expected_num_non_trainable_weights is not None:
+        assert len(layer.non_trainable_weights) == expected_num_non_trainable_weights, (
+            f"{name} has {len(layer.non_trainable_weights)} non-trainable weights, expected "
+            f"{expected_num_non_trainable_weights}")
+    shapes = _shapes(output)
+    if expected_output_shape is not None:
+        assert shapes == expected_output_shape, (
+            f"{name} output shapes {shapes}, expected {expected_output_shape}")
+    dtype = keras.backend.standardize_dtype(expected_output_dtype or layer.compute_dtype)
+    for i, leaf in enumerate(keras.tree.flatten(output)):
+        if leaf is not None and hasattr(leaf, "dtype"):
+            leaf_dtype = keras.backend.standardize_dtype(leaf.dtype)
+            if "float" in leaf_dtype:
+                assert leaf_dtype == dtype, f"{name} output {i} is {leaf_dtype}, not {dtype}"
+
+    if run_symbolic_check:
+        symbolic_inputs = keras.tree.map_structure(
+            lambda x: keras.KerasTensor(x.shape, keras.backend.standardize_dtype(x.dtype)),
+            input_data)
+        symbolic = _call(cls(**init_kwargs), symbolic_inputs, call_kwargs)
+        assert _shapes(symbolic) == shapes, (
+            f"{name} symbolic output shapes {_shapes(symbolic)} != eager {shapes}")
+
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    if not revived.built:
+        _call(revived, input_data, call_kwargs)
+    revived.set_weights(layer.get_weights())
+    assert_outputs_close(_call(revived, input_data, call_kwargs), output, atol=atol, rtol=rtol,
+                         what=f"deserialized {name}")
+
+    if saving_directory is not None:
+        run_model_saving_test(layer, input_data, saving_directory, call_kwargs, atol, rtol)
+    return layer, output
+
+
+# ------------------------------------------------------------------------ code comparisons
 def _as_numpy(x):
     return np.asarray(ops.convert_to_numpy(x), np.float64)
 
 
 def _latents(model, audio):
-    """``model``'s encoder output for ``audio`` (``[batch, samples]``), float64."""
-    return _as_numpy(model.encoder(model._as_channels_last(ops.convert_to_tensor(audio))))
+    """``model``'s encoder output for ``audio`` (``[batch, samples]`` or
+    ``[batch, 1, samples]``), float64."""
+    return _as_numpy(model.encode_latents(ops.convert_to_tensor(audio)))
 
 
 def untied_frames(model, audio, margin=1e-4):

@@ -1,9 +1,104 @@
+import keras
 import numpy as np
 import pytest
 from keras import ops
 
 from keras_dmcodec import DMCodec
-from keras_dmcodec.utils.testing import assert_codes_equal_up_to_ties, untied_frames
+from keras_dmcodec.utils.testing import (
+    assert_codes_equal_up_to_ties,
+    assert_outputs_close,
+    run_layer_test,
+    run_model_saving_test,
+    run_serialization_test,
+    untied_frames,
+)
+
+
+# ------------------------------------------------------------------------- layer tests
+@keras.saving.register_keras_serializable(package="testing_test")
+class Scale(keras.layers.Layer):
+    """Multiplies by a learned vector; returns ``(scaled, {"sum": per-row sum})``."""
+
+    def __init__(self, units, offset=0.0, forget_offset=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.offset = offset
+        self.forget_offset = forget_offset
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(self.units,), initializer="random_normal")
+        self.count = self.add_weight(shape=(), initializer="zeros", trainable=False)
+
+    def call(self, inputs):
+        scaled = inputs * self.scale + self.offset
+        return scaled, {"sum": ops.sum(scaled, axis=-1)}
+
+    def get_config(self):
+        config = dict(super().get_config(), units=self.units, forget_offset=self.forget_offset)
+        if not self.forget_offset:  # the bug run_layer_test must catch
+            config["offset"] = self.offset
+        return config
+
+
+X = np.arange(12, dtype="float32").reshape(3, 4)
+
+
+def test_run_layer_test_passes_a_correct_layer(tmp_path):
+    layer, (scaled, extra) = run_layer_test(
+        Scale, {"units": 4, "offset": 1.0}, X, ((3, 4), {"sum": (3,)}),
+        expected_num_trainable_weights=1, expected_num_non_trainable_weights=1,
+        saving_directory=tmp_path)
+    np.testing.assert_allclose(ops.convert_to_numpy(scaled),
+                               X * ops.convert_to_numpy(layer.scale) + 1.0, rtol=1e-6)
+    assert (tmp_path / "Scale.keras").is_file()
+
+
+def test_run_layer_test_catches_each_kind_of_fault():
+    kwargs = {"units": 4, "offset": 1.0}
+    with pytest.raises(AssertionError, match=r"output shapes .*expected"):
+        run_layer_test(Scale, kwargs, X, ((3, 4), {"sum": (3, 1)}))
+    with pytest.raises(AssertionError, match="2 trainable weights"):
+        run_layer_test(Scale, kwargs, X, expected_num_trainable_weights=2)
+    with pytest.raises(AssertionError, match="0 non-trainable weights"):
+        run_layer_test(Scale, kwargs, X, expected_num_non_trainable_weights=0)
+    with pytest.raises(AssertionError, match="is float32, not float16"):
+        run_layer_test(Scale, kwargs, X, expected_output_dtype="float16")
+    # A constructor argument missing from get_config: the config round trips agree with each
+    # other, but the revived layer computes something else.
+    with pytest.raises(AssertionError, match="deserialized Scale"):
+        run_layer_test(Scale, dict(kwargs, forget_offset=True), X)
+
+
+def test_run_serialization_test_catches_a_changed_config():
+    @keras.saving.register_keras_serializable(package="testing_test")
+    class Renamed(Scale):
+        def get_config(self):
+            return dict(super().get_config(), units=self.units + 1)
+
+    with pytest.raises(AssertionError, match="from_config.*changed the config"):
+        run_serialization_test(Renamed(4))
+    clone = run_serialization_test(Scale(4, offset=2.0))
+    assert type(clone) is Scale and clone.offset == 2.0
+
+
+def test_assert_outputs_close_compares_structure_and_values():
+    assert_outputs_close({"a": [np.ones(2), None]}, {"a": [np.ones(2), None]})
+    with pytest.raises(AssertionError, match="leaf 1 differs"):
+        assert_outputs_close([np.ones(2), np.ones(2)], [np.ones(2), np.zeros(2)])
+    with pytest.raises(ValueError):
+        assert_outputs_close({"a": np.ones(2)}, {"b": np.ones(2)})
+
+
+def test_run_model_saving_test_on_a_model(tmp_path):
+    model = DMCodec(n_filters=2, dimension=8, semantic_dimension=4, n_q=2, codebook_size=8,
+                    lstm_layers=1, kmeans_init=False, seed=0)
+    audio = np.random.default_rng(1).normal(size=(1, 640)).astype("float32") * 0.1
+    model(audio)
+    loaded = run_model_saving_test(model, audio, tmp_path)
+    assert type(loaded) is DMCodec and loaded.get_config() == model.get_config()
+
+
+# -------------------------------------------------------------------- code comparisons
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +113,7 @@ def model_audio_codes():
 def test_equal_codes_and_a_clear_flip(model_audio_codes):
     model, audio, codes = model_audio_codes
     assert assert_codes_equal_up_to_ties(model, audio, codes, codes) == 0
-    latents = ops.convert_to_numpy(model.encoder(model._as_channels_last(audio)))[0, 3]
+    latents = ops.convert_to_numpy(model.encode_latents(audio))[0, 3]
     book = ops.convert_to_numpy(model.quantizer.quantizers[0].codebook)
     flipped = codes.copy()
     flipped[0, 0, 3] = np.argmax(((book - latents) ** 2).sum(-1))  # the worst match: no tie
