@@ -11,7 +11,8 @@ class FastLSTM(keras.layers.LSTM):
 
     Same variables, names, config and numerics (to float32 summation order) as
     ``keras.layers.LSTM``, so existing weights and presets load unchanged. The fast
-    path is taken on CPU for the plain configuration (tanh / sigmoid, bias, no mask,
+    path is taken on CPU with JAX and TensorFlow (Keras's torch backend already has
+    the equivalent loop) for the plain configuration (tanh / sigmoid, bias, no mask,
     no dropout, not unrolled); otherwise, and on a GPU (where Keras uses cuDNN), the
     layer runs Keras's own ``inner_loop``. Set ``use_fast_path = False`` to force
     Keras's loop (e.g. for a converter that pattern-matches Keras's while loop).
@@ -40,6 +41,8 @@ class FastLSTM(keras.layers.LSTM):
             and keras.activations.serialize(cell.activation) == "tanh"
             and keras.activations.serialize(cell.recurrent_activation) == "sigmoid"
             and not on_accelerator(sequences)
+            # Keras's torch backend already projects all frames in one matmul on CPU.
+            and keras.backend.backend() != "torch"
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
