@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from keras_dmcodec.audio import bundled_sample, load_audio, write_audio
-from keras_dmcodec.convert import convert_to_file
 from keras_dmcodec.evaluation.metrics import mel_distance, si_snr, stoi
 from keras_dmcodec.presets import locate_preset
 from keras_dmcodec.utils.files import atomic_output
@@ -177,6 +176,9 @@ def _info(args):
 
 
 def _convert(args):
+    # deferred: the converter imports Keras, which waits until main() has chosen the backend.
+    from keras_dmcodec.convert import convert_to_file
+
     out = convert_to_file(args.checkpoint, args.config, args.out, overwrite=args.force)
     print(f"wrote {out}")
     return 0

@@ -131,7 +131,7 @@ class PresetSource:
                                         else int(config["seed"]))
         try:
             model = cls(**config)
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise PresetError(f"{self._where()}: config does not fit {cls.__name__} "
                               f"({_one_line(err)})") from None
         model.build((None, None))
@@ -261,10 +261,16 @@ def _read_handle(handle):
     config_path = fetch(CONFIG_FILE)
     if config_path is None:
         raise PresetError(f"{handle}: not a preset (no {CONFIG_FILE})")
-    fetch(METADATA_FILE)  # beside config.json, so read_preset finds it
+    metadata_path = fetch(METADATA_FILE)
     weights = fetch(WEIGHTS_FILE)
-    source = read_preset(config_path.parent, name=handle.rstrip("/").rsplit("/", 1)[-1],
-                         spec=handle)
+    parts = handle.split("://", 1)[1].rstrip("/").split("/")
+    # kaggle://org/model/keras/variant/2: the variant names the preset, not the version.
+    name = parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
+    source = read_preset(config_path.parent, name=name, spec=handle)
+    # A hub cache may keep each file in a folder of its own.
+    if metadata_path is not None and metadata_path.parent != config_path.parent:
+        metadata = {**source.metadata, **_read_json(metadata_path, METADATA_FILE)}
+        source = dataclasses.replace(source, metadata=metadata)
     if weights is not None and weights.parent != config_path.parent:
         source = dataclasses.replace(source, weights=weights)
     return source

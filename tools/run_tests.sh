@@ -16,8 +16,11 @@ failed_backends=()
 for backend in $BACKENDS; do
   echo "=== KERAS_BACKEND=$backend"
   start=$SECONDS
+  # loadfile keeps each file's module fixtures in one worker; conftest.py puts the slowest
+  # files first, and --no-loadscope-reorder keeps that order (xdist would sort by test count).
   KERAS_BACKEND=$backend "$PY" -m pytest -q -p no:cacheprovider -n "$WORKERS" \
-    --dist loadfile --junitxml="$REPORTS/$backend.xml" "$@"
+    --dist loadfile --no-loadscope-reorder --durations=25 \
+    --junitxml="$REPORTS/$backend.xml" "$@"
   rc=$?
   if [ "$rc" -eq 5 ]; then
     # pytest's "no tests collected": an empty suite is a broken suite, not a pass.

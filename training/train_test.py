@@ -146,12 +146,12 @@ def test_ship_writes_a_checkpoint_as_a_preset(config, tmp_path):
 def test_optimizer_warmup_and_clipping(config):
     config["optimizer"].update(warmup_steps=2, global_clipnorm=5.0)
     trainer = build_trainer(config)
-    g_opt = trainer._g_opt
+    g_opt = trainer.generator_optimizer
     lr = g_opt._learning_rate
     assert float(ops.convert_to_numpy(lr(0))) == 0.0
     assert float(ops.convert_to_numpy(lr(2))) == pytest.approx(1e-3)
     assert float(ops.convert_to_numpy(lr(4))) < 1e-3
-    assert g_opt.global_clipnorm == 5.0 and trainer._d_opt.global_clipnorm == 5.0
+    assert g_opt.global_clipnorm == 5.0 and trainer.discriminator_optimizer.global_clipnorm == 5.0
 
 
 def test_variance_preserving_init_option(config):

@@ -1,10 +1,11 @@
 """``dmcodec evaluate``: the paper's metrics (WER, WIL, ViSQOL, STOI + PESQ, mel distance,
 SI-SNR, bitrate, codebook use) for one or more models over a corpus, offline.
-
-Keras is imported inside the handler so that ``--backend`` can choose the backend.
 """
 
 from pathlib import Path
+
+from keras_dmcodec.evaluation.report import markdown_table
+from keras_dmcodec.evaluation.runner import run_evaluation
 
 
 def register(subparsers):
@@ -42,7 +43,6 @@ def register(subparsers):
 
 
 def run(args):
-    from keras_dmcodec.evaluation.runner import run_evaluation
 
     if not args.model and not args.reference:
         raise ValueError("nothing to evaluate: give --model PRESET_OR_DIR and/or --reference")
@@ -50,7 +50,6 @@ def run(args):
                          references=args.reference, judge=args.asr,
                          visqol_mapper=args.visqol_mapper, progress=not args.no_progress,
                          plots=not args.no_plots, bucket_seconds=args.bucket_seconds)
-    from keras_dmcodec.evaluation.report import markdown_table
 
     result = out["result"]
     print(markdown_table(out["rows"]), end="")

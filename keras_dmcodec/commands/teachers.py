@@ -11,8 +11,10 @@ The cache (see ``keras_dmcodec.teachers.cache``) is what the training config's
 
 import sys
 
+from keras_dmcodec.asr import make_asr
 from keras_dmcodec.corpus import list_corpus
 from keras_dmcodec.teachers.cache import build_cache
+from keras_dmcodec.teachers.registry import load_speech_teacher, load_text_teacher
 
 
 def register(subparsers):
@@ -63,10 +65,6 @@ def _layer(value):
 
 
 def run(args):
-    # deferred: these import Keras, whose backend --backend picks after parsing (cli.py).
-    from keras_dmcodec.asr import make_asr
-    from keras_dmcodec.teachers.registry import load_speech_teacher, load_text_teacher  # deferred
-
     items, problems = list_corpus(args.data)
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)

@@ -1,6 +1,4 @@
 """``dmcodec tokenize-corpus``: encode a corpus to sharded Parquet token files on Ray Data.
-
-Neither Keras nor Ray is imported at module level (the pipeline imports them when it runs).
 """
 
 import sys

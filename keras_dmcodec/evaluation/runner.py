@@ -20,10 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from keras_dmcodec.asr import error_rates, make_asr
+from keras_dmcodec.audio import AudioError, load_audio, write_audio
 from keras_dmcodec.corpus import list_corpus
 from keras_dmcodec.evaluation import metrics
 from keras_dmcodec.evaluation.layout import RESULTS_FILE, RUN_FILE, showcase_path
-from keras_dmcodec.evaluation.systems import OriginalAudio
+from keras_dmcodec.evaluation.plots import write_plots
+from keras_dmcodec.evaluation.report import write_reports
+from keras_dmcodec.evaluation.systems import (
+    CodecSystem,
+    OriginalAudio,
+    SpeechTokenizerReference,
+    load_codec_system,
+)
+from keras_dmcodec.utils.files import atomic_output
 
 
 def _record_key(record):
@@ -66,8 +75,6 @@ def _check_run(out_dir, run):
         run = {**old, **run, "systems": {**old.get("systems", {}), **run["systems"]},
                "labels": {**old.get("labels", {}), **run["labels"]}}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    from keras_dmcodec.utils.files import atomic_output
-
     with atomic_output(path) as tmp:
         Path(tmp).write_text(json.dumps(run, indent=2) + "\n")
 
@@ -111,8 +118,6 @@ def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper=
         dict with ``records`` (list of dicts), ``skipped`` (list of messages) and ``run``.
     """
     from tqdm import tqdm
-
-    from keras_dmcodec.audio import AudioError, load_audio, write_audio
 
     out_dir = Path(out_dir)
     original = OriginalAudio(systems[0].sample_rate if systems else 16000)
@@ -230,14 +235,6 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
     Returns:
         dict with ``rows`` (summary), ``result`` (``evaluate``'s output) and ``files``.
     """
-    from keras_dmcodec.audio import AudioError, load_audio
-    from keras_dmcodec.evaluation.report import write_reports
-    from keras_dmcodec.evaluation.systems import (
-        CodecSystem,
-        SpeechTokenizerReference,
-        load_codec_system,
-    )
-
     for name in references:  # before any slow loading, so a typo fails at once
         if name == "encodec":
             raise ValueError("--reference encodec is not available: the encodec package is not "
@@ -282,7 +279,5 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
     rows = write_reports(out_dir, result, notes=notes)
     files = [Path(out_dir) / n for n in ("results.md", "results.csv", "results.json")]
     if plots:
-        from keras_dmcodec.evaluation.plots import write_plots
-
         files += write_plots(out_dir, rows, result["records"])
     return {"rows": rows, "result": result, "files": files, "notes": notes}

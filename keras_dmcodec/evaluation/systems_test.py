@@ -1,15 +1,23 @@
-"""Reference systems (PyTorch, backend-independent: run once)."""
+"""Codec systems: reference rows and `load_codec_system` (backend-independent: runs once)."""
 
 import keras
 import numpy as np
 import pytest
 
+from keras_dmcodec import presets
 from keras_dmcodec.audio import bundled_sample, load_audio
 from keras_dmcodec.convert.reference import REFERENCE_BASE_CONFIG
-from keras_dmcodec.evaluation.systems import OriginalAudio, SpeechTokenizerReference
+from keras_dmcodec.evaluation.systems import (
+    OriginalAudio,
+    SpeechTokenizerReference,
+    load_codec_system,
+)
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="backend-independent; runs once")
+
+TINY_CODEC = dict(n_filters=4, dimension=16, semantic_dimension=8, n_q=4, codebook_size=32,
+                  lstm_layers=1, kmeans_iters=3)
 
 
 def test_speechtokenizer_reference_row():
@@ -35,11 +43,6 @@ def test_original_audio_row():
 
 
 def test_random_weights_only_when_asked(monkeypatch, tmp_path):
-    from conftest import TINY_CODEC
-
-    from keras_dmcodec import presets
-    from keras_dmcodec.evaluation.systems import load_codec_system
-
     monkeypatch.setitem(presets.PRESETS, "tiny_test", {"description": "", "config": TINY_CODEC})
     with pytest.raises(presets.PresetError, match="no trained weights ship.*random:tiny_test"):
         load_codec_system("tiny_test")  # no longer silently random

@@ -1,4 +1,3 @@
-import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -71,11 +70,10 @@ def test_reference_layouts_and_output_structure():
 
 def test_period_discriminator_needs_static_length_and_serializes():
     audio = np.random.default_rng(4).normal(size=(1, 320)).astype("float32") * 0.1
-    # 320 samples fold to [107, 3]; strides 3, 3 then 1, 1 on the time axis.
+    # 320 samples pad to 321 and fold to [107, 3]; stride 3, then 1 for the last conv and the
+    # post conv; the logits are flattened as the reference's torch.flatten(x, 1, -1).
     run_layer_test(PeriodDiscriminator, dict(period=3, channels=(4, 8)), audio,
-                   ((1, 12, 3, 1), [(1, 36, 3, 4), (1, 12, 3, 8), (1, 12, 3, 8), (1, 12, 3, 1)]))
-    with pytest.raises(ValueError, match="static number of samples"):
-        PeriodDiscriminator(3, channels=(4, 8))(keras.KerasTensor((1, None)))
+                   ((1, 108), [(1, 36, 3, 4), (1, 36, 3, 8), (1, 36, 3, 1)]))
     # 320 samples, n_fft 64, hop 16: 17 frames of 33 bins.
     run_layer_test(STFTDiscriminator, dict(filters=4, n_fft=64, hop_length=16), audio, None)
 

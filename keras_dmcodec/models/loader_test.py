@@ -11,12 +11,13 @@ from keras_dmcodec.models.loader import resolve_model
 from keras_dmcodec.presets import PresetError, locate_preset, read_preset
 from keras_dmcodec.tokens import model_fingerprint
 
+TINY_CODEC = dict(n_filters=4, dimension=16, semantic_dimension=8, n_q=4, codebook_size=32,
+                  lstm_layers=1, kmeans_iters=3)
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny codec with k-means codebooks, saved as a keras-hub-layout preset folder."""
-    from conftest import TINY_CODEC
-
     model = DMCodec(**TINY_CODEC, seed=3)
     model(np.random.default_rng(0).normal(size=(1, 4000)).astype("float32") * 0.1,
           training=True)
@@ -72,8 +73,6 @@ def test_shipped_preset_by_name():
 
 
 def test_random_weights_only_when_asked(trained, tmp_path, monkeypatch):
-    from conftest import TINY_CODEC
-
     monkeypatch.setitem(presets.PRESETS, "tiny_test", {"description": "", "config": TINY_CODEC})
     with pytest.raises(PresetError, match="no trained weights ship for preset 'tiny_test'.*"
                                           "random"):

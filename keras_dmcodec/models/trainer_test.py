@@ -33,9 +33,13 @@ def _speechlike(n, length, seed=0):
     return (0.1 * x * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype("float32")
 
 
+# Both teachers, the text one 6-d (its own projection) and distilled into RVQ layer 1: every
+# path by which the generator loss reaches the codec's weights.
+DISTILLING = dict(distill="lm+sm", lm_dimension=6, lm_rvq_layer=1)
+
+
 def test_fit_lowers_generator_loss_and_trains_every_part():
-    # The text teacher is 6-d (its own projection) and distilled into RVQ layer 1.
-    trainer = _tiny_trainer(distill="lm+sm", lm_dimension=6, lm_rvq_layer=1)
+    trainer = _tiny_trainer(**DISTILLING)
     trainer.compile(optimizer=keras.optimizers.Adam(3e-3, beta_1=0.9, beta_2=0.99))
     x = _speechlike(4, 3200)
     teacher = np.random.default_rng(1).normal(size=(4, 10, 8)).astype("float32")
@@ -43,7 +47,14 @@ def test_fit_lowers_generator_loss_and_trains_every_part():
     lm_before = [_np(v).copy() for v in trainer.lm_projection.trainable_variables]
     disc_before = [_np(v).copy() for v in trainer.discriminators[1].trainable_variables]
     codec_before = [_np(v).copy() for v in trainer.codec.trainable_variables]
-    history = trainer.fit(data, batch_size=4, epochs=12, verbose=0, shuffle=False)
+    initial = trainer.get_weights()
+    after_first_step = []  # one batch per epoch: epoch 0 is the first step
+    keep = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch or
+                                          after_first_step.extend(trainer.get_weights()))
+    history = trainer.fit(data, batch_size=4, epochs=12, verbose=0, shuffle=False,
+                          callbacks=[keep])
+    _assert_step_logs_composed_by_hand(
+        {k: v[0] for k, v in history.history.items()}, initial, after_first_step, data)
     g = history.history["generator_loss"]
     assert g[-1] < g[1], g  # epoch 0 includes the k-means initialisation
     for name in ("discriminator_loss", "mel_error", "distill_loss", "feature_loss",
@@ -60,28 +71,37 @@ def test_fit_lowers_generator_loss_and_trains_every_part():
     assert {"mel_error", "recon_loss", "commitment_loss"} <= set(logs)
 
 
-# Both teachers, the text one through its own projection into RVQ layer 1: every path by
-# which the generator loss reaches the codec's weights.
-DISTILLING = dict(distill="lm+sm", lm_dimension=6, lm_rvq_layer=1)
+def _assert_step_logs_composed_by_hand(logs, initial, after_step, batch):
+    """A sequential step (this backend's ``train_steps`` module, compiled as ``fit`` compiles
+    it) logs L_D of the starting discriminators and every L_G term with the *updated* ones, on
+    one codec forward: the numbers of the trainer's backend-neutral loss methods evaluated
+    eagerly from the step's start, with its new discriminator weights put in by hand."""
+    by_hand = _tiny_trainer(**DISTILLING)
+    by_hand.set_weights(initial)  # incl. RNG states: the same k-means draws as the step's
+    audio, targets = by_hand.unpack_batch(batch)
+    out = by_hand.codec(audio, training=True)
+    d_loss = by_hand.discriminator_loss(audio, out["audio"], training=True)
+    stale = by_hand.generator_losses(audio, out, targets)
+    stepped = _tiny_trainer(**DISTILLING)
+    stepped.set_weights(after_step)
+    for mine, theirs in zip(by_hand.discriminator_variables(),
+                            stepped.discriminator_variables(), strict=True):
+        mine.assign(theirs)
+    expected = by_hand.generator_losses(audio, out, targets)
+    expected["discriminator_loss"] = d_loss
+    expected["loss"] = expected["generator_loss"] + d_loss
+    for name in (*LOSS_NAMES, "loss"):
+        assert logs[name] == pytest.approx(float(_np(expected[name])), rel=1e-4, abs=1e-6), name
+    assert float(_np(stale["adversarial_loss"])) != pytest.approx(logs["adversarial_loss"],
+                                                                  rel=1e-3)
 
 
-def _distilling_batch(seed=5):
-    sm = np.random.default_rng(seed).normal(size=(2, 10, 8)).astype("float32")
-    return {"audio": _speechlike(2, 3200, seed=seed), "sm_features": sm,
-            "lm_features": sm[:, ::-1, :6].copy()}
-
-
-def _one_step(d_learning_rate, update_order, initial_weights, batch):
-    """A trainer after one ``fit`` step from ``initial_weights``, and the step's logs."""
-    trainer = _tiny_trainer(update_order=update_order, **DISTILLING)
+def _codec_after_one_step(d_learning_rate, update_order, initial_weights):
+    trainer = _tiny_trainer(update_order=update_order)
     trainer.set_weights(initial_weights)  # same start (incl. RNG states) for every run
     trainer.compile(optimizer=keras.optimizers.SGD(0.1),
                     discriminator_optimizer=keras.optimizers.SGD(d_learning_rate))
-    logs = trainer.train_on_batch(batch, return_dict=True)
-    return trainer, logs
-
-
-def _codec_weights(trainer):
+    trainer.fit(_speechlike(2, 3200), batch_size=2, epochs=1, verbose=0, shuffle=False)
     return [_np(v) for v in trainer.codec.trainable_variables]
 
 
@@ -91,39 +111,14 @@ def test_generator_step_sees_the_updated_discriminators():
     With a frozen discriminator optimizer (lr 0) the codec's first update is
     the same in both orders; with a moving one it changes only when the
     generator loss is computed after the discriminator step.
-
-    The moving step (this backend's ``train_steps`` module, compiled as ``fit``
-    compiles it) must also log L_D of the starting discriminators and every L_G
-    term with the *updated* ones, on one codec forward: the numbers of the
-    trainer's backend-neutral loss methods evaluated eagerly from the same
-    start, with the step's new discriminator weights put in by hand.
     """
-    batch = _distilling_batch()
-    initial = _tiny_trainer(**DISTILLING).get_weights()
-    still, _ = _one_step(0.0, "sequential", initial, batch)
-    moved, logs = _one_step(5.0, "sequential", initial, batch)
-    assert any(not np.allclose(a, b, atol=1e-7) for a, b in
-               zip(_codec_weights(still), _codec_weights(moved), strict=True))
-    simultaneous, _ = _one_step(5.0, "simultaneous", initial, batch)
-    for a, b in zip(_codec_weights(still), _codec_weights(simultaneous), strict=True):
+    initial = _tiny_trainer().get_weights()
+    still = _codec_after_one_step(0.0, "sequential", initial)
+    moved = _codec_after_one_step(50.0, "sequential", initial)
+    assert any(not np.allclose(a, b, atol=1e-7) for a, b in zip(still, moved, strict=True))
+    simultaneous = _codec_after_one_step(50.0, "simultaneous", initial)
+    for a, b in zip(still, simultaneous, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-5)
-
-    by_hand = _tiny_trainer(**DISTILLING)
-    by_hand.set_weights(initial)
-    audio, targets = by_hand.unpack_batch(batch)
-    out = by_hand.codec(audio, training=True)
-    d_loss = by_hand.discriminator_loss(audio, out["audio"], training=True)
-    stale = by_hand.generator_losses(audio, out, targets)
-    for mine, stepped in zip(by_hand.discriminator_variables(), moved.discriminator_variables(),
-                             strict=True):
-        mine.assign(stepped)
-    expected = by_hand.generator_losses(audio, out, targets)
-    expected["discriminator_loss"] = d_loss
-    expected["loss"] = expected["generator_loss"] + d_loss
-    for name in (*LOSS_NAMES, "loss"):
-        assert logs[name] == pytest.approx(float(_np(expected[name])), rel=1e-4, abs=1e-6), name
-    assert float(_np(stale["adversarial_loss"])) != pytest.approx(logs["adversarial_loss"],
-                                                                  rel=1e-3)
 
 
 def test_distillation_modes_and_masks():

@@ -125,7 +125,9 @@ def run_model_saving_test(instance, input_data, directory, call_kwargs=None, ato
     """Saves ``instance`` to a ``.keras`` file, loads it, and checks the outputs agree.
 
     A model is saved as it is; a layer is first wrapped in a functional model with the static
-    input shapes of ``input_data``. ``instance`` must be built (call it once first).
+    input shapes of ``input_data`` (which returns lists where the layer returns tuples, so
+    then the outputs are compared leaf by leaf). ``instance`` must be built (call it once
+    first).
 
     Args:
         instance: a built Keras model or layer.
@@ -156,7 +158,8 @@ def run_model_saving_test(instance, input_data, directory, call_kwargs=None, ato
             lambda x: keras.Input(batch_shape=x.shape, dtype=keras.backend.standardize_dtype(
                 x.dtype)), input_data)
         model = keras.Model(inputs, _call(instance, inputs, call_kwargs))
-        call = lambda m: m(input_data)  # noqa: E731
+        call = lambda m: keras.tree.flatten(m(input_data))  # noqa: E731
+        expected = keras.tree.flatten(expected)
     path = os.path.join(directory, f"{type(instance).__name__}.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
