@@ -25,8 +25,10 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 # Subcommands that live beside the code they drive. Each module defines
 # ``register(subparsers)``, which adds its parsers and sets ``handler=`` on them
-# (``parser.set_defaults(handler=run)``); it must not import Keras at module level,
-# so that ``--backend`` can still pick the backend.
+# (``parser.set_defaults(handler=run)``). They import the library (and so Keras) at
+# module top: ``main`` sets the backend from ``--backend`` before importing them. This
+# module itself is imported before that, so it imports only modules that do not import
+# Keras, and the few that do inside functions (commented).
 COMMAND_MODULES = (
     "keras_dmcodec.commands.evaluate",
     "keras_dmcodec.commands.teachers",

@@ -44,6 +44,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from training.ship import ship
+from training.train import list_checkpoints
+
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("none", "lm", "sm", "lm_sm", "lm_sm_positional")
 DESCRIPTIONS = {
@@ -107,9 +110,7 @@ def _run(argv, log):
 
 def _train_run(config, run, steps):
     """Trains (or resumes) the run directory ``run`` with ``config`` to ``steps``."""
-    from training.train import _checkpoints
-
-    done = {n for n, _ in _checkpoints(run)} if run.exists() else set()
+    done = {n for n, _ in list_checkpoints(run)} if run.exists() else set()
     if steps in done:
         print(f"{run}: step {steps} already trained")
         return run
@@ -128,10 +129,8 @@ def train_variant(variant, steps, out, shared_steps=0, overrides=None):
     With ``shared_steps``, a variant with no checkpoint of its own starts from a copy of the
     shared trunk's step-``shared_steps`` checkpoint (see the module docstring).
     """
-    from training.train import _checkpoints
-
     run = Path(out) / variant
-    if shared_steps and not (run.exists() and _checkpoints(run)):
+    if shared_steps and not (run.exists() and list_checkpoints(run)):
         if not 0 < shared_steps < steps:
             raise ValueError(f"--shared-steps ({shared_steps}) must be between 0 and --steps "
                              f"({steps})")
@@ -149,17 +148,13 @@ def train_variant(variant, steps, out, shared_steps=0, overrides=None):
 
 
 def _checkpoint_at(run, step):
-    from training.train import _checkpoints
-
-    found = dict(_checkpoints(run))
+    found = dict(list_checkpoints(run))
     if step not in found:
         raise FileNotFoundError(f"{run}: no step-{step} checkpoint (kept: {sorted(found)})")
     return found[step]
 
 
 def ship_variant(variant, steps, out):
-    from training.ship import ship
-
     preset = Path(out) / "presets" / f"ablation_{variant}"
     ship(Path(out) / variant, preset, step=steps, overwrite=True)
     return preset

@@ -18,9 +18,9 @@ def fake_training(monkeypatch):
                       "resume": "--resume" in argv})
         from pathlib import Path
 
-        from training.train import _checkpoints
+        from training.train import list_checkpoints
 
-        done = _checkpoints(run)
+        done = list_checkpoints(run)
         start = done[-1][0] if done else 0
         assert bool(done) == ("--resume" in argv)
         for step in range(start + 250, int(steps) + 1, 250):

@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 
 from keras_dmcodec.presets import PresetError, locate_preset
+from keras_dmcodec.teachers.cache import open_teacher_cache
+from training.train import build_trainer, list_checkpoints
 
 
 def checkpoint_dir(run, step=None):
     """``(step, path)`` of a run's checkpoint: ``step`` or the newest."""
-    from training.train import _checkpoints
-
-    found = _checkpoints(run)
+    found = list_checkpoints(run)
     if not found:
         raise FileNotFoundError(f"{run}: no checkpoints")
     if step is None:
@@ -36,8 +36,6 @@ def checkpoint_dir(run, step=None):
 
 def codec_from_checkpoint(run, step=None):
     """``(codec, config, step)`` restored from a run directory."""
-    from training.train import build_trainer
-
     run = Path(run)
     config_path = run / "config.json"
     if not config_path.is_file():
@@ -53,8 +51,6 @@ def codec_from_checkpoint(run, step=None):
 
 
 def _teacher_settings(spec):
-    from keras_dmcodec.teachers.cache import open_teacher_cache
-
     if not spec:
         return None
     try:

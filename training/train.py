@@ -24,7 +24,16 @@ import shutil
 import sys
 from pathlib import Path
 
+import keras
+import numpy as np
+from keras import ops
+
+from keras_dmcodec.layers.conv import variance_preserving_init
+from keras_dmcodec.models.dmcodec import DMCodec
 from keras_dmcodec.models.loader import resolve_model
+from keras_dmcodec.models.trainer import DMCodecTrainer
+from keras_dmcodec.utils.files import atomic_directory
+from training.data import make_dataset
 
 KEEP_CHECKPOINTS = 3
 
@@ -82,8 +91,6 @@ def _distribution_scope(config):
     """Sets up multi-device training; returns a context manager for model creation."""
     import contextlib
 
-    import keras
-
     mode = config.get("distribution", "none")
     backend = keras.backend.backend()
     if mode == "none":
@@ -130,10 +137,6 @@ def _warm_start(codec, preset):
 
 def build_trainer(config):
     """A compiled ``DMCodecTrainer`` for ``config``."""
-    import keras
-
-    from keras_dmcodec.models.dmcodec import DMCodec
-    from keras_dmcodec.models.trainer import DMCodecTrainer
 
     init = config["train"].get("init", "torch")
     if init not in ("torch", "variance_preserving"):
@@ -148,8 +151,6 @@ def build_trainer(config):
     elif init == "variance_preserving":
         # Before the first batch, so the k-means codebooks see the new latents; a resumed run
         # overwrites these weights with its checkpoint's.
-        from keras_dmcodec.layers.conv import variance_preserving_init
-
         codec.build((None, None))
         variance_preserving_init(codec, seed=int(config["train"].get("seed", 1234)))
     trainer = DMCodecTrainer(codec, discriminators=config.get("discriminators"),
@@ -176,7 +177,8 @@ def build_trainer(config):
     return trainer
 
 
-def _checkpoints(out_dir):
+def list_checkpoints(out_dir):
+    """``[(step, folder)]`` of the run's checkpoints, oldest first."""
     root = Path(out_dir) / "checkpoints"
     found = [(int(p.name.split("-")[1]), p) for p in root.glob("step-*")
              if p.is_dir() and (p / "state.json").is_file()]
@@ -190,9 +192,6 @@ def _seed_states(trainer):
 def save_checkpoint(trainer, out_dir, step):
     """Writes ``checkpoints/step-<step>`` atomically and prunes old ones."""
     import numpy as np
-    from keras import ops
-
-    from keras_dmcodec.utils.files import atomic_directory
 
     root = Path(out_dir) / "checkpoints"
     with atomic_directory(root / f"step-{step}", prefix=".tmp_step-") as tmp:
@@ -205,7 +204,7 @@ def save_checkpoint(trainer, out_dir, step):
         np.savez(tmp / "rng.npz", **{f"v{i}": np.asarray(ops.convert_to_numpy(v))
                                      for i, v in enumerate(_seed_states(trainer))})
         (tmp / "state.json").write_text(json.dumps({"step": int(step)}))
-    for _, old in _checkpoints(out_dir)[:-KEEP_CHECKPOINTS]:
+    for _, old in list_checkpoints(out_dir)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return root / f"step-{step}"
 
@@ -213,8 +212,6 @@ def save_checkpoint(trainer, out_dir, step):
 def load_checkpoint(trainer, path):
     """Restores trainer weights, optimizer and RNG state; returns the step."""
     import numpy as np
-    from keras import ops
-
     path = Path(path)
     trainer.load_weights(path / "trainer.weights.h5")
     with np.load(path / "optimizer.npz", allow_pickle=False) as saved:
@@ -234,9 +231,6 @@ def load_checkpoint(trainer, path):
 
 
 def _callbacks(trainer, config, out_dir, resumed):
-    import keras
-    import numpy as np
-
     steps_per_epoch = config["train"]["steps_per_epoch"]
     every = config["train"]["checkpoint_every"]
 
@@ -283,9 +277,6 @@ def _callbacks(trainer, config, out_dir, resumed):
 
 def train(config, out_dir, resume=False, steps=None, verbose="auto"):
     """Runs (or resumes) training; returns ``{"step", "history", "stopped_on_nan"}``."""
-    import keras
-
-    from training.data import make_dataset
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -299,12 +290,12 @@ def train(config, out_dir, resume=False, steps=None, verbose="auto"):
         trainer = build_trainer(config)
     start = 0
     if resume:
-        found = _checkpoints(out_dir)
+        found = list_checkpoints(out_dir)
         if not found:
             raise FileNotFoundError(f"{out_dir}: --resume given but no checkpoint found")
         start = load_checkpoint(trainer, found[-1][1])
         print(f"resuming from {found[-1][1]} (step {start})")
-    elif _checkpoints(out_dir):
+    elif list_checkpoints(out_dir):
         raise FileExistsError(f"{out_dir}: holds checkpoints; pass --resume to continue or "
                               "choose another --out")
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -334,7 +325,7 @@ def train(config, out_dir, resume=False, steps=None, verbose="auto"):
     if source.bad_files:
         print(f"skipped {len(source.bad_files)} unreadable file(s)")
     if guard.nan_step is not None:
-        done = _checkpoints(out_dir)
+        done = list_checkpoints(out_dir)
         last = f"; last good checkpoint: {done[-1][1]}" if done else ""
         print(f"stopped: non-finite loss in epoch {len(history.epoch)} "
               f"(batch {guard.nan_step}){last}", file=sys.stderr)
