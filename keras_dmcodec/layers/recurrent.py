@@ -24,7 +24,7 @@ class FastLSTM(keras.layers.LSTM):
     Example:
 
     >>> lstm = FastLSTM(4, return_sequences=True)
-    >>> lstm(np.zeros((2, 7, 3), "float32")).shape
+    >>> tuple(lstm(np.zeros((2, 7, 3), "float32")).shape)
     (2, 7, 4)
     """
 
