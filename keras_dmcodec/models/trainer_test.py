@@ -100,7 +100,11 @@ def _codec_after_one_step(d_learning_rate, update_order, initial_weights):
     trainer = _tiny_trainer(update_order=update_order)
     trainer.set_weights(initial_weights)  # same start (incl. RNG states) for every run
     trainer.compile(optimizer=keras.optimizers.SGD(0.1),
-                    discriminator_optimizer=keras.optimizers.SGD(d_learning_rate))
+                    discriminator_optimizer=keras.optimizers.SGD(d_learning_rate),
+                    # One step: the same step code without a compile, except on JAX, whose
+                    # eager ops compile one by one (the run's compilation cache shares the
+                    # jitted step between the runs instead).
+                    run_eagerly=keras.backend.backend() != "jax")
     trainer.fit(_speechlike(2, 3200), batch_size=2, epochs=1, verbose=0, shuffle=False)
     return [_np(v) for v in trainer.codec.trainable_variables]
 
