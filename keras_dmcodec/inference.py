@@ -32,12 +32,12 @@ Long audio
     context covers its convolutions).
 
 Batches
-    ``encode_batch`` / ``decode_batch`` take clips of different lengths and
-    return, for each clip, exactly the codes (audio) it gets alone. Padding
-    cannot give that here: reflect padding at the clip's end and the
-    bidirectional LSTM both see the padded samples. So clips are grouped by
-    exact length and each group runs as one batch (``max_batch`` at a time);
-    corpora with many equal-length clips (e.g. fixed-length crops) batch fully.
+    ``encode_batch`` / ``decode_batch`` take clips of different lengths, sort them by
+    length and run up to ``max_batch`` at a time as one zero-padded batch with their
+    lengths (``DMCodec.encode(..., lengths=)``): every convolution pads at each clip's own
+    end and the encoder LSTM's backward direction starts there, so each clip gets the
+    codes (audio) it gets alone, to float rounding (codes can differ only at exact
+    near-ties of two codebook entries). No graph is compiled per length.
 
 Everything takes a built ``DMCodec`` and numpy arrays, so other tools (corpus
 tokenization workers, the CLI, benchmarks) share one implementation.
@@ -253,44 +253,67 @@ def decode_long(model, codes, num_samples=None, chunk_frames=None, context_frame
                                              context_frames, progress)))
 
 
-def _groups(lengths, max_batch):
-    by_length = {}
-    for index, length in enumerate(lengths):
-        by_length.setdefault(length, []).append(index)
-    for indices in by_length.values():
-        for i in range(0, len(indices), max_batch):
-            yield indices[i: i + max_batch]
+def _batches(lengths, max_batch):
+    """Indices in runs of at most ``max_batch``, longest clips first (little padding)."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    for i in range(0, len(order), max_batch):
+        yield order[i: i + max_batch]
+
+
+def _stack_padded(arrays, fill=0):
+    longest = max(array.shape[-1] for array in arrays)
+    out = np.full((len(arrays),) + arrays[0].shape[:-1] + (longest,), fill, arrays[0].dtype)
+    for row, array in enumerate(arrays):
+        out[row, ..., : array.shape[-1]] = array
+    return out
 
 
 def encode_batch(model, clips, n_q=None, max_batch=16):
     """Encodes clips of any lengths; returns a list of codes ``[n_q, frames_i]`` in input order.
 
-    Each clip's codes equal ``model.encode(clip[None])[0]``: clips of equal
-    length run together as one batch (at most ``max_batch``), never padded.
+    Each clip's codes equal ``model.encode(clip[None])[0]`` (to float near-ties): clips run
+    ``max_batch`` at a time, padded, with their lengths (see the module docstring).
     """
     clips = [np.asarray(clip, dtype=np.float32) for clip in clips]
     for i, clip in enumerate(clips):
         if clip.ndim != 1:
             raise ValueError(f"clip {i}: expected a mono waveform [samples], got {clip.shape}")
+        if clip.size == 0:
+            raise ValueError(f"clip {i} is empty")
     results = [None] * len(clips)
-    for indices in _groups([len(clip) for clip in clips], max_batch):
-        codes = model.encode(np.stack([clips[i] for i in indices]), n_q=n_q)
+    for indices in _batches([len(clip) for clip in clips], max_batch):
+        group = [clips[i] for i in indices]
+        lengths = np.array([len(clip) for clip in group], "int32")
+        codes = model.encode(_stack_padded(group), n_q=n_q, lengths=lengths)
         for row, i in enumerate(indices):
-            results[i] = codes[row]
+            results[i] = codes[row, :, : model.frames_for(lengths[row])]
     return results
 
 
 def decode_batch(model, codes_list, num_samples=None, max_batch=16):
     """Decodes a list of codes ``[n_q, frames_i]``; returns a list of float32 waveforms.
 
-    ``num_samples``: optional list of original lengths to crop to. Codes with
-    equal shapes are decoded together; each result equals decoding it alone.
+    ``num_samples``: optional list of original lengths to crop to. Codes run ``max_batch``
+    at a time, padded, with their lengths; each result equals decoding it alone (to float
+    rounding).
     """
     codes_list = [np.asarray(codes) for codes in codes_list]
+    for i, codes in enumerate(codes_list):
+        if codes.ndim != 2 or codes.shape[1] == 0:
+            raise ValueError(f"codes {i}: expected [n_q, frames] with frames > 0, got "
+                             f"{codes.shape}")
+        if codes.shape[0] != codes_list[0].shape[0]:
+            raise ValueError(f"codes {i} has {codes.shape[0]} codebooks, codes 0 has "
+                             f"{codes_list[0].shape[0]}: decode one n_q at a time")
     results = [None] * len(codes_list)
-    for indices in _groups([codes.shape for codes in codes_list], max_batch):
-        audio = model.decode(np.stack([codes_list[i] for i in indices]))
+    for indices in _batches([codes.shape[1] for codes in codes_list], max_batch):
+        group = [codes_list[i] for i in indices]
+        frames = np.array([codes.shape[1] for codes in group], "int32")
+        audio = model.decode(_stack_padded(group), lengths=frames)
         for row, i in enumerate(indices):
-            length = audio.shape[1] if num_samples is None else int(num_samples[i])
+            length = frames[row] * model.hop_length if num_samples is None \
+                else int(num_samples[i])
             results[i] = audio[row, :length]
     return results

@@ -33,9 +33,9 @@ def register(subparsers):
                         "Wav2Vec2ForCTC directory: the reference code's greedy CTC)")
     parser.add_argument("--visqol-mapper", default="lattice", choices=("lattice", "polynomial"),
                         help="ViSQOL speech-mode MOS mapping (default lattice, ViSQOL's own)")
-    parser.add_argument("--bucket-seconds", type=float, default=1.0, metavar="S",
-                        help="zero-pad inputs to multiples of S seconds so compiled models are "
-                        "reused across lengths (default 1.0; 0: exact lengths)")
+    parser.add_argument("--bucket-seconds", type=float, default=0.0, metavar="S",
+                        help="zero-pad inputs to multiples of S seconds, as evaluations before "
+                        "v0.3 did (default 0: each utterance at its own length)")
     parser.add_argument("-o", "--out", required=True, help="output folder (resumes if present)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -214,7 +214,7 @@ REFERENCE_SYSTEMS = ("speechtokenizer", "encodec")
 
 def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
                    visqol_mapper="lattice", progress=True, plots=True, log=print,
-                   bucket_seconds=1.0):
+                   bucket_seconds=0.0):
     """The whole evaluation: read the corpus, build the systems, evaluate, write tables and plots.
 
     Args:
@@ -229,8 +229,9 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
         progress: progress bar.
         plots: write the PNG figures.
         log: callable for one-line messages.
-        bucket_seconds: pad inputs of Keras models to multiples of this length
-            (see ``KerasCodecSystem``; 0 for exact lengths, recompiling per length).
+        bucket_seconds: zero-pad inputs of Keras models to multiples of this length
+            (see ``KerasCodecSystem``; 0, the default: each utterance at its own length,
+            which compiles nothing per length).
 
     Returns:
         dict with ``rows`` (summary), ``result`` (``evaluate``'s output) and ``files``.

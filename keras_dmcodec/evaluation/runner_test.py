@@ -94,8 +94,7 @@ def test_codec_rows_match_independent_computations(setup):
         for utt_id in IDS:
             speaker, chapter, _ = utt_id.split("-")
             audio = load_audio(SPEECH / speaker / chapter / f"{utt_id}.flac")[0]
-            padded = np.pad(audio, (0, -len(audio) % 16000))  # the runner's 1 s buckets
-            codes = model.encode(padded[None], n_q=n_q)[0, :, : model.frames_for(len(audio))]
+            codes = model.encode(audio[None], n_q=n_q)[0]  # each utterance at its own length
             for q in range(n_q):
                 counts[q] += np.bincount(codes[q], minlength=32)
         np.testing.assert_allclose(row["perplexity_per_quantizer"], codebook_perplexity(counts))

@@ -76,22 +76,19 @@ class _StateDict:
 class KerasCodecSystem(CodecSystem):
     """A ``DMCodec`` (any backend).
 
-    Inputs are zero-padded at the end to a multiple of ``bucket_seconds`` (rounded
-    to whole frames) and the output is cropped back: compiled encode/decode
-    functions are traced once per input shape, so without buckets a corpus of
-    utterances of different lengths would recompile for nearly every utterance.
-    The padding is silence after the utterance; only the last frames can see it
-    (the encoder's bidirectional LSTM and convolutions look ahead). Pass
-    ``bucket_seconds=0`` for exact lengths.
+    Each utterance is encoded at its own length: ``DMCodec.encode`` runs any length
+    without compiling a graph per length. ``bucket_seconds > 0`` (the old behaviour,
+    kept to reproduce earlier tables) zero-pads the input to a multiple of that length
+    instead, so that the last frames also see the silence.
 
     Args:
         model: a built ``DMCodec``.
         label: table label.
         key: short unique name (default from the label).
-        bucket_seconds: padding granularity in seconds (0: none).
+        bucket_seconds: zero padding granularity in seconds (0, the default: none).
     """
 
-    def __init__(self, model, label, key=None, bucket_seconds=1.0):
+    def __init__(self, model, label, key=None, bucket_seconds=0.0):
         self.model = model
         hop = int(model.hop_length)
         self.bucket = hop * max(1, round(bucket_seconds * model.sample_rate / hop)) \
@@ -162,7 +159,7 @@ class SpeechTokenizerReference(CodecSystem):
         return codes[:, 0].numpy().astype(np.int32), audio_hat[0, 0, : x.shape[-1]].numpy()
 
 
-def load_codec_system(spec, init_audio=None, bucket_seconds=1.0):
+def load_codec_system(spec, init_audio=None, bucket_seconds=0.0):
     """A ``KerasCodecSystem`` for a model spec (``keras_dmcodec.models.loader.resolve_model``).
 
     Random weights only when the spec asks for them with the ``random:`` prefix

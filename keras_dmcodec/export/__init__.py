@@ -56,9 +56,12 @@ def prepare_for_export(model, unroll=True):
     """Unrolls the model's LSTMs (TFLite builtins have no while loop over LSTM cells).
 
     ``unroll=False`` restores the loop (ONNX has a native LSTM and stays dynamic).
+    Either way the LSTMs run Keras's own loop, not ``FastLSTM``'s CPU kernel: converters
+    recognise Keras's loop (tf2onnx maps it to ONNX's LSTM operator).
     """
     for lstm in _lstm_layers(model):
         lstm.unroll = unroll
+        lstm.use_fast_path = False
     return model
 
 

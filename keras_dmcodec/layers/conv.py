@@ -59,6 +59,53 @@ def reflect_pad_time(x, left, right):
     return ops.concatenate(parts, axis=1)
 
 
+def gather_time(x, index):
+    """``x[b, index[b, t]]`` for ``x [batch, time, channels]`` and int ``index [batch, t']``.
+
+    One flat gather (``take`` on ``[batch * time, channels]``), the same on every backend.
+    """
+    shape = ops.shape(x)
+    batch, time, channels = shape[0], shape[1], shape[2]
+    offsets = ops.expand_dims(ops.arange(batch, dtype="int32") * ops.cast(time, "int32"), -1)
+    flat = ops.reshape(ops.cast(index, "int32") + offsets, (-1,))
+    rows = ops.take(ops.reshape(x, (-1, channels)), flat, axis=0)
+    return ops.reshape(rows, (batch, ops.shape(index)[1], channels))
+
+
+def time_mask(lengths, time, dtype):
+    """``[batch, time, 1]`` mask: 1 where ``t < lengths[b]``, else 0."""
+    steps = ops.expand_dims(ops.arange(time, dtype="int32"), 0)
+    inside = ops.less(steps, ops.expand_dims(ops.cast(lengths, "int32"), -1))
+    return ops.expand_dims(ops.cast(inside, dtype), -1)
+
+
+def pad_time_with_lengths(x, left, right, lengths, right_for, mode="reflect"):
+    """Pads each row of ``x`` ([batch, time, channels]) around its own ``lengths[b]`` samples.
+
+    Row ``b`` of the result (length ``left + time + right``) starts with what
+    ``reflect_pad_time(x[b:b+1, :lengths[b]], left, right_for(lengths[b]))`` (or zero padding)
+    gives, so a convolution over it sees, for the row's valid outputs, exactly the samples it
+    sees on the clip alone; what follows (padding of a longer row) is zero. ``right_for``
+    maps the lengths tensor to each row's right padding; it is at most ``right`` beyond
+    ``lengths`` (the caller's ``right`` is for the full ``time``). The reference's rule for
+    signals not longer than the padding (zeros appended first, then reflected) holds per row.
+    """
+    time = _static_length(x)
+    lengths = ops.cast(lengths, "int32")
+    t = ops.expand_dims(ops.arange(left + time + right, dtype="int32") - left, 0)
+    length = ops.expand_dims(lengths, -1)
+    if mode == "reflect":
+        max_pad = ops.maximum(ops.expand_dims(ops.cast(right_for(lengths), "int32"), -1), left)
+        extended = ops.maximum(length, max_pad + 1)  # zeros appended to short rows first
+        source = ops.where(t < 0, -t, ops.where(t < extended, t, 2 * (extended - 1) - t))
+    else:
+        source = ops.broadcast_to(t, (ops.shape(lengths)[0], ops.shape(t)[1]))
+    inside = ops.logical_and(source >= 0, source < length)
+    source = ops.clip(source, 0, ops.cast(time, "int32") - 1)
+    padded = gather_time(x, source)
+    return padded * ops.expand_dims(ops.cast(inside, padded.dtype), -1)
+
+
 def weight_norm_kernel(kernel_v, kernel_g):
     """``g * v / ||v||`` with the norm over every axis of ``v`` but the last.
 
@@ -248,9 +295,20 @@ class NormConv1D(keras.layers.Layer):
         right = padding_total // 2
         return padding_total - right, right + extra
 
-    def call(self, inputs):
+    def output_lengths(self, lengths):
+        """Valid output frames for ``lengths`` valid input samples: ``ceil(lengths / strides)``."""
+        return -(-lengths // self.strides)
+
+    def call(self, inputs, lengths=None):
+        """Convolves ``inputs``; with ``lengths`` (int ``[batch]``), each row is padded at its
+        own end, so row ``b``'s first ``output_lengths(lengths)[b]`` frames equal the layer's
+        output on ``inputs[b, :lengths[b]]`` alone (to float rounding)."""
         left, right = self.padding_for(_static_length(inputs))
-        if self.pad_mode == "reflect":
+        no_padding = isinstance(right, int) and left == 0 and right == 0
+        if lengths is not None and not no_padding:
+            x = pad_time_with_lengths(inputs, left, right, lengths,
+                                      lambda n: self.padding_for(n)[1], mode=self.pad_mode)
+        elif self.pad_mode == "reflect":
             x = reflect_pad_time(inputs, left, right)
         else:
             x = ops.pad(inputs, [[0, 0], [left, right], [0, 0]])
@@ -367,7 +425,16 @@ class NormConv1DTranspose(keras.layers.Layer):
             return weight_norm_kernel(self.kernel_v, self.kernel_g)
         return self.kernel
 
-    def call(self, inputs):
+    def output_lengths(self, lengths):
+        """Valid output samples for ``lengths`` valid input frames: ``lengths * strides``."""
+        return lengths * self.strides
+
+    def call(self, inputs, lengths=None):
+        """Upsamples ``inputs``; with ``lengths`` (int ``[batch]``), frames past a row's length
+        are zeroed first, so the row's first ``lengths[b] * strides`` samples equal the
+        layer's output on its valid frames alone."""
+        if lengths is not None:
+            inputs = inputs * time_mask(lengths, _static_length(inputs), inputs.dtype)
         y = ops.conv_transpose(
             inputs,
             ops.cast(self.effective_kernel(), inputs.dtype),

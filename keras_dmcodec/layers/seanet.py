@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from keras_dmcodec.layers.conv import NormConv1D, NormConv1DTranspose
+from keras_dmcodec.layers.conv import NormConv1D, NormConv1DTranspose, gather_time
+from keras_dmcodec.layers.recurrent import FastLSTM
 
 
 def _activation(name, alpha):
@@ -85,10 +86,12 @@ class SEANetResnetBlock(keras.layers.Layer):
         if self.shortcut is not None and not self.shortcut.built:
             self.shortcut.build(tuple(input_shape))
 
-    def call(self, inputs):
+    def call(self, inputs, lengths=None):
+        """Applies the block; ``lengths`` (int ``[batch]``, valid samples per row) makes each
+        row's valid part equal the block's output on that part alone (see ``NormConv1D``)."""
         y = inputs
         for layer in self.block:
-            y = layer(y)
+            y = layer(y, lengths=lengths) if isinstance(layer, NormConv1D) else layer(y)
         skip = inputs if self.shortcut is None else self.shortcut(inputs)
         return skip + y
 
@@ -148,7 +151,7 @@ class SLSTM(keras.layers.Layer):
                 bias_initializer=keras.initializers.RandomUniform(-bound, bound),
                 unit_forget_bias=False,
             )
-            lstm = keras.layers.LSTM(
+            lstm = FastLSTM(
                 self.dim, return_sequences=True, name=f"lstm_{i}", dtype=self.dtype_policy, **init
             )
             if self.bidirectional:
@@ -156,6 +159,21 @@ class SLSTM(keras.layers.Layer):
                     lstm, merge_mode="concat", name=f"bilstm_{i}", dtype=self.dtype_policy
                 )
             self.lstms.append(lstm)
+
+    @staticmethod
+    def _bidirectional_with_lengths(lstm, x, lengths):
+        # Roll each row so that its frames end the buffer: the backward layer, which reads
+        # the buffer from its end, then starts at the row's last frame and reaches the
+        # padding only after the row's first. Its outputs come in reverse order
+        # (``out[j]`` belongs to frame ``length - 1 - j``), put back by one more gather.
+        time = ops.shape(x)[1]
+        steps = ops.expand_dims(ops.arange(time, dtype="int32"), 0)
+        length = ops.expand_dims(ops.cast(lengths, "int32"), -1)
+        forward = lstm.forward_layer(x)
+        rolled = gather_time(x, ops.mod(steps - (time - length), time))
+        backward = lstm.backward_layer(rolled)
+        backward = gather_time(backward, ops.clip(length - 1 - steps, 0, time - 1))
+        return ops.concatenate([forward, backward], axis=-1)
 
     @property
     def output_dim(self):
@@ -168,10 +186,17 @@ class SLSTM(keras.layers.Layer):
                 lstm.build(shape)
             shape = shape[:-1] + (self.output_dim,)
 
-    def call(self, inputs):
+    def call(self, inputs, lengths=None):
+        """Runs the stack; with ``lengths`` (int ``[batch]``, valid frames per row) the backward
+        direction of a bidirectional layer starts at each row's own last frame, so a row's
+        valid frames equal the stack's output on them alone. (The forward direction never
+        sees the padding after a row's frames.)"""
         y = inputs
         for lstm in self.lstms:
-            y = lstm(y)
+            if lengths is not None and self.bidirectional:
+                y = self._bidirectional_with_lengths(lstm, y, lengths)
+            else:
+                y = lstm(y)
         if self.skip:
             skip = ops.concatenate([inputs, inputs], axis=-1) if self.bidirectional else inputs
             y = y + skip
@@ -269,11 +294,32 @@ class _SEANetBase(keras.layers.Layer):
                 layer.build(shape)
             shape = tuple(layer.compute_output_shape(shape))
 
-    def call(self, inputs):
+    def call(self, inputs, lengths=None):
+        """Runs the stack on ``inputs``.
+
+        ``lengths`` (int ``[batch]``, optional): the valid length of each row (samples for
+        the encoder, frames for the decoder); the rest is padding. Every convolution then
+        pads at the row's own end and the LSTM's backward direction starts there, so a
+        row's valid outputs (``output_lengths(lengths)``) equal the stack's output on that
+        row alone, up to float rounding: clips of any lengths batch together.
+        """
         x = inputs
         for layer in self.model_layers:
-            x = layer(x)
+            if lengths is None or isinstance(layer, keras.layers.ELU):
+                x = layer(x)
+                continue
+            x = layer(x, lengths=lengths)
+            if isinstance(layer, NormConv1D | NormConv1DTranspose):
+                lengths = layer.output_lengths(lengths)
         return x
+
+    def output_lengths(self, lengths):
+        """Valid output lengths for ``lengths`` valid inputs (frames for the encoder,
+        samples for the decoder)."""
+        for layer in self.model_layers:
+            if isinstance(layer, NormConv1D | NormConv1DTranspose):
+                lengths = layer.output_lengths(lengths)
+        return lengths
 
     def get_config(self):
         config = super().get_config()

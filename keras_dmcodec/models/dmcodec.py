@@ -8,6 +8,8 @@ from keras import ops
 
 from keras_dmcodec.layers.quantization import ResidualVectorQuantizer
 from keras_dmcodec.layers.seanet import SEANetDecoder, SEANetEncoder
+from keras_dmcodec.ops.graphs import (bucket_batch, bucket_frames, pads_to_buckets,
+                                      shape_agnostic_function)
 from keras_dmcodec.presets import locate_preset, save_preset
 
 
@@ -267,22 +269,32 @@ class DMCodec(keras.Model):
             "n_q_used": rvq["n_q_used"],
         }
 
-    def encode_latents(self, audio):
+    def encode_latents(self, audio, lengths=None):
         """Graph-friendly: float audio ``[batch, samples]`` (or ``[batch, 1, samples]``) to
-        the encoder's latents ``[batch, frames, dimension]``, before quantisation."""
-        return self.encoder(self.as_channels_last(ops.cast(audio, self.compute_dtype)))
+        the encoder's latents ``[batch, frames, dimension]``, before quantisation.
 
-    def encode_tensor(self, audio, n_q=None):
+        ``lengths`` (int ``[batch]``, optional): valid samples per row of a padded batch;
+        row ``b``'s first ``frames_for(lengths[b])`` latents then equal its latents alone.
+        """
+        x = self.as_channels_last(ops.cast(audio, self.compute_dtype))
+        return self.encoder(x, lengths=lengths)
+
+    def encode_tensor(self, audio, n_q=None, lengths=None):
         """Graph-friendly encode: float audio tensor to int32 codes ``[batch, n_q, frames]``.
 
-        No validation; use ``encode`` for user input.
+        No validation; use ``encode`` for user input. ``lengths`` as in ``encode_latents``
+        (codes past a row's frames are then padding).
         """
-        return self.quantizer.encode(self.encode_latents(audio), n_q=n_q)
+        return self.quantizer.encode(self.encode_latents(audio, lengths), n_q=n_q)
 
-    def decode_tensor(self, codes):
-        """Graph-friendly decode: codes ``[batch, n_q, frames]`` to audio ``[batch, T]``."""
+    def decode_tensor(self, codes, lengths=None):
+        """Graph-friendly decode: codes ``[batch, n_q, frames]`` to audio ``[batch, T]``.
+
+        ``lengths`` (int ``[batch]``, optional): valid frames per row of a padded batch;
+        row ``b``'s first ``lengths[b] * hop_length`` samples then equal its audio alone.
+        """
         latents = self.quantizer.decode(codes)
-        return self.decoder(ops.cast(latents, self.compute_dtype))[..., 0]
+        return self.decoder(ops.cast(latents, self.compute_dtype), lengths=lengths)[..., 0]
 
     # ------------------------------------------------------------- public API
     @property
@@ -309,17 +321,13 @@ class DMCodec(keras.Model):
         """Drops every compiled encode/decode function; the next call compiles afresh."""
         self._inference.items.clear()
 
-    def _compiled(self, key, method, shape):
-        """A compiled model for ``key``; on TensorFlow one per input shape as well.
+    def _compiled(self, key, method, signature):
+        """A compiled ``method(inputs, lengths)`` for ``key`` (kind, n_q), on numpy arrays.
 
-        Keras traces TensorFlow predict functions with ``reduce_retracing``: after a
-        second input shape it retraces for unknown shapes, whose kernels round
-        differently, so codes would depend on which lengths were encoded before
-        (measured: a few frames per file flip). One graph per static shape keeps
-        ``encode`` a pure function of its input. JAX compiles per shape anyway.
+        TensorFlow gets one graph for every batch and time size (``ops.graphs``); JAX
+        compiles per (bucketed) shape inside Keras's jitted predict function; torch runs
+        eagerly. Either way one entry serves every length.
         """
-        if keras.backend.backend() == "tensorflow":
-            key = key + (tuple(shape),)
         models = self._inference.items
         if key in models:
             models[key] = models.pop(key)  # most recently used last
@@ -328,10 +336,43 @@ class DMCodec(keras.Model):
             self.build((None, None))
         while models and len(models) >= self._compiled_cache_size:
             models.pop(next(iter(models)))
-        model = _InferenceModel(self, method, name=f"dmcodec_{key[0]}_{key[1]}")
+        run = shape_agnostic_function(method, signature)
+        if run is None:
+            model = _InferenceModel(self, lambda inputs: method(*inputs),
+                                    name=f"dmcodec_{key[0]}_{key[1]}")
+
+            def run(*arrays):
+                return np.asarray(model.predict_on_batch(arrays))
+
         if self._compiled_cache_size:
-            models[key] = model
-        return model
+            models[key] = run
+        return run
+
+    @staticmethod
+    def _padded_to_bucket(array, valid, hop):
+        """Pads ``array`` (time on its last axis, ``valid`` per row) to the bucket shape on
+        backends that compile per shape; returns ``(array, valid)``."""
+        if not pads_to_buckets():
+            return array, valid
+        batch, time = array.shape[0], array.shape[-1]
+        target = bucket_frames(-(-time // hop)) * hop
+        rows = bucket_batch(batch)
+        widths = [(0, rows - batch)] + [(0, 0)] * (array.ndim - 2) + [(0, target - time)]
+        valid = np.concatenate([valid, np.full(rows - batch, valid[0], "int32")])
+        return np.pad(array, widths), valid
+
+    def _check_lengths(self, lengths, batch, size, unit):
+        if lengths is None:
+            return np.full(batch, size, "int32")
+        arr = np.asarray(ops.convert_to_numpy(lengths) if not isinstance(lengths, np.ndarray | list
+                                                                         | tuple) else lengths)
+        if arr.shape != (batch,) or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"lengths must be {batch} integers (one per row), got "
+                             f"{arr.dtype} array of shape {arr.shape}")
+        if arr.min() < 1 or arr.max() > size:
+            raise ValueError(f"lengths must be in [1, {size}] {unit}; got values from "
+                             f"{int(arr.min())} to {int(arr.max())}")
+        return arr.astype("int32")
 
     def _validate_audio(self, audio):
         if isinstance(audio, (list, tuple)):
@@ -360,7 +401,7 @@ class DMCodec(keras.Model):
             raise ValueError("audio contains NaN or infinite values")
         return np.ascontiguousarray(arr, dtype="float32")
 
-    def _validate_codes(self, codes):
+    def _validate_codes(self, codes, lengths=None):
         arr = ops.convert_to_numpy(codes) if not isinstance(codes, np.ndarray) else codes
         if arr.ndim != 3:
             raise ValueError(
@@ -376,37 +417,62 @@ class DMCodec(keras.Model):
             )
         if arr.shape[0] == 0 or arr.shape[2] == 0:
             raise ValueError(f"codes are empty (shape {arr.shape})")
+        frames = self._check_lengths(lengths, arr.shape[0], arr.shape[2], "frames")
+        arr = np.ascontiguousarray(arr, dtype="int32")
+        if lengths is not None:  # what follows a row's frames is padding: any value
+            arr = np.where(np.arange(arr.shape[2]) < frames[:, None, None], arr, 0)
         low, high = int(arr.min()), int(arr.max())
         if low < 0 or high >= self.codebook_size:
             raise ValueError(
                 f"codes out of range [0, {self.codebook_size}): found values from {low} to {high}"
             )
-        return np.ascontiguousarray(arr, dtype="int32")
+        return arr.astype("int32"), frames
 
-    def encode(self, audio, n_q=None):
+    def encode(self, audio, n_q=None, lengths=None):
         """Encodes audio to codes.
+
+        Any length runs without compiling a new graph per length (TensorFlow traces one
+        graph for all sizes; JAX pads to a few bucketed sizes; torch is eager), and the
+        codes do not depend on that padding: every convolution pads at each row's own
+        end, and the LSTM's backward direction starts there.
 
         Args:
             audio: float array ``[batch, samples]`` or ``[batch, 1, samples]``
                 at ``sample_rate`` (numpy or a backend tensor).
             n_q: int or None. Number of codebooks, 1..``n_q`` (default all).
+            lengths: int array ``[batch]`` or None. Valid samples of each row when the
+                rows are clips of different lengths padded to one array; row ``b``
+                then gets the codes of ``audio[b, :lengths[b]]`` alone (to float
+                near-ties), and its frames past ``frames_for(lengths[b])`` are ``-1``.
 
         Returns:
             numpy int32 codes ``[batch, n_q, frames]``, ``frames = frames_for(samples)``.
         """
         n_q = self.quantizer.check_n_q(n_q)
-        return self._encode_valid(self._validate_audio(audio), n_q)
+        clean = self._validate_audio(audio)
+        return self._encode_valid(clean, n_q, self._check_lengths(
+            lengths, clean.shape[0], clean.shape[1], "samples"), padded=lengths is not None)
 
-    def _encode_valid(self, audio, n_q):
-        model = self._compiled(("encode", n_q), lambda x: self.encode_tensor(x, n_q=n_q),
-                               audio.shape)
-        return np.asarray(model.predict_on_batch(audio), dtype="int32")
+    def _encode_valid(self, audio, n_q, lengths, padded=False):
+        run = self._compiled(("encode", n_q),
+                             lambda x, n: self.encode_tensor(x, n_q=n_q, lengths=n),
+                             [((None, None), "float32"), ((None,), "int32")])
+        batch, frames = audio.shape[0], self.frames_for(audio.shape[1])
+        codes = run(*self._padded_to_bucket(audio, lengths, self.hop_length))
+        codes = np.asarray(codes[:batch, :, :frames], dtype="int32")
+        if padded:
+            valid = -(-lengths // self.hop_length)
+            codes = np.where(np.arange(frames) < valid[:, None, None], codes, -1)
+        return codes.astype("int32")
 
-    def _decode_valid(self, codes):
-        model = self._compiled(("decode", codes.shape[1]), self.decode_tensor, codes.shape)
-        return np.asarray(model.predict_on_batch(codes), dtype="float32")
+    def _decode_valid(self, codes, frames):
+        run = self._compiled(("decode", codes.shape[1]), self.decode_tensor,
+                             [((None, codes.shape[1], None), "int32"), ((None,), "int32")])
+        batch, samples = codes.shape[0], codes.shape[2] * self.hop_length
+        audio = run(*self._padded_to_bucket(codes, frames, 1))
+        return np.asarray(audio[:batch, :samples], dtype="float32")
 
-    def decode(self, codes, num_samples=None):
+    def decode(self, codes, num_samples=None, lengths=None):
         """Decodes codes to audio.
 
         Args:
@@ -414,12 +480,18 @@ class DMCodec(keras.Model):
                 and values in ``[0, codebook_size)``.
             num_samples: int or None. Crop the output to this many samples
                 (e.g. the original length); default ``frames * hop_length``.
+            lengths: int array ``[batch]`` or None. Valid frames of each row when the rows
+                are codes of different lengths padded to one array (values past them are
+                ignored); row ``b``'s first ``lengths[b] * hop_length`` samples then equal
+                its audio alone, and the rest is zero.
 
         Returns:
             numpy float32 audio ``[batch, samples]``.
         """
-        codes = self._validate_codes(codes)
-        audio = self._decode_valid(codes)
+        codes, frames = self._validate_codes(codes, lengths)
+        audio = self._decode_valid(codes, frames)
+        if lengths is not None:
+            audio = audio * (np.arange(audio.shape[1]) < frames[:, None] * self.hop_length)
         if num_samples is not None:
             num_samples = int(num_samples)
             max_len = audio.shape[1]
@@ -435,8 +507,10 @@ class DMCodec(keras.Model):
         """Encode then decode; returns ``(codes, audio_hat)`` with the input's length."""
         n_q = self.quantizer.check_n_q(n_q)
         clean = self._validate_audio(audio)
-        codes = self._encode_valid(clean, n_q)  # the model's own codes need no re-validation
-        return codes, self._decode_valid(codes)[:, : clean.shape[1]]
+        lengths = np.full(clean.shape[0], clean.shape[1], "int32")
+        codes = self._encode_valid(clean, n_q, lengths)  # the model's own codes: no re-check
+        frames = np.full(clean.shape[0], codes.shape[2], "int32")
+        return codes, self._decode_valid(codes, frames)[:, : clean.shape[1]]
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **overrides):

@@ -220,3 +220,65 @@ def test_public_helpers_for_callers(codec, audio):
     np.testing.assert_array_equal(_np(codec.encode_latents(audio[:, None])), latents)
     assert tuple(codec.as_channels_last(ops.convert_to_tensor(audio)).shape) == (2, 3333, 1)
     assert codec.quantizer.check_n_q(None) == 4 and codec.quantizer.check_n_q(2) == 2
+
+
+# Lengths around every padding edge case: 1 sample, shorter than the deepest conv's
+# padding, exact multiples of the hop and one past them.
+PADDED_LENGTHS = [3333, 1, 100, 320, 641, 1600, 4000]
+
+
+def _padded_batch(lengths, seed=5):
+    rng = np.random.default_rng(seed)
+    clips = [(rng.normal(size=n) * 0.1).astype("float32") for n in lengths]
+    batch = np.zeros((len(clips), max(lengths)), "float32")
+    for row, clip in enumerate(clips):
+        batch[row, : len(clip)] = clip
+    return clips, batch
+
+
+def test_padded_batch_codes_and_audio_equal_each_clip_alone(codec):
+    clips, batch = _padded_batch(PADDED_LENGTHS)
+    codes = codec.encode(batch, lengths=PADDED_LENGTHS)
+    frames = [codec.frames_for(n) for n in PADDED_LENGTHS]
+    assert codes.shape == (len(clips), 4, max(frames))
+    for row, (clip, n) in enumerate(zip(clips, frames, strict=True)):
+        alone = codec.encode(clip[None])
+        assert_codes_equal_up_to_ties(codec, clip[None], codes[row: row + 1, :, :n], alone)
+        assert np.all(codes[row, :, n:] == -1)  # padding frames are marked
+    audio = codec.decode(codes, lengths=frames)  # -1 past a row's frames is ignored
+    for row, n in enumerate(frames):
+        alone = codec.decode(codes[row: row + 1, :, :n])[0]
+        np.testing.assert_allclose(audio[row, : n * 320], alone, atol=1e-5)
+        assert not audio[row, n * 320:].any()
+
+
+def test_lengths_are_checked(codec, audio):
+    with pytest.raises(ValueError, match=r"lengths must be in \[1, 3333\] samples"):
+        codec.encode(audio, lengths=[3333, 4000])
+    with pytest.raises(ValueError, match="lengths must be 2 integers"):
+        codec.encode(audio, lengths=[3333])
+    codes = codec.encode(audio)
+    with pytest.raises(ValueError, match=r"lengths must be in \[1, 11\] frames"):
+        codec.decode(codes, lengths=[0, 11])
+    with pytest.raises(ValueError, match="out of range"):  # inside the valid frames
+        codec.decode(np.where(codes > 0, -5, codes), lengths=[11, 11])
+
+
+def test_any_length_runs_without_a_graph_per_length(codec):
+    """TensorFlow traces one graph for every length; JAX pads to a few buckets; the codes
+    of a clip do not depend on which lengths ran before it."""
+    clips, _ = _padded_batch([4000, 3001, 2999, 1234, 777, 3200, 4000])
+    first = codec.encode(clips[0][None])
+    for clip in clips[1:]:
+        codec.encode(clip[None])
+    np.testing.assert_array_equal(codec.encode(clips[-1][None]), first)
+    assert len(codec._inference.items) == 1  # one entry (kind, n_q) serves every length
+    if keras.backend.backend() == "tensorflow":
+        run = codec._inference.items[("encode", 4)]
+        assert run.traces() == 1
+    from keras_dmcodec.ops.graphs import bucket_frames
+
+    # 1-10 s at 50 Hz: 14 padded sizes, none more than 25 % longer than its clips
+    sizes = {bucket_frames(f) for f in range(50, 501)}
+    assert len(sizes) == 14
+    assert all(f <= bucket_frames(f) <= 1.25 * f for f in range(17, 2000))

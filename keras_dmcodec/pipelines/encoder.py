@@ -163,7 +163,8 @@ class ShardEncoder:
             except Exception as err:  # bad audio is reported, never fatal for the shard
                 bad.append((item.relative_path, one_line(err)))
                 continue
-            if pending and (len(pending[0][1]) != len(audio) or len(pending) >= self.batch_size):
+            # Files come sorted by duration: a batch pads its clips to similar lengths.
+            if len(pending) >= self.batch_size:
                 yield from flush()
             pending.append((item, audio))
         if pending:

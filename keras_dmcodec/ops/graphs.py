@@ -1,0 +1,67 @@
+"""Compiled inference functions whose time axis may take any length, per backend.
+
+``DMCodec.encode``/``decode`` must not compile a new graph for every clip length. What
+that takes differs by backend, so it is decided here, in one place:
+
+- TensorFlow: one ``tf.function`` traced once with unknown batch and time sizes
+  (``input_signature``), so every length runs the same graph. (Keras's own predict
+  function traces the first shape concretely and retraces a relaxed graph later, and
+  the two round differently: codes would depend on which lengths came first.)
+- JAX: XLA compiles per static shape, so callers pad to a few bucketed lengths
+  (``bucket_frames``) and run Keras's jitted predict function.
+- torch: eager; any length runs without compiling, so no padding is needed.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+BUCKETS_PER_OCTAVE = 4
+MIN_BUCKET_FRAMES = 16
+
+
+def pads_to_buckets():
+    """Whether this backend compiles per input shape (JAX), so inputs should be bucketed."""
+    return keras.backend.backend() == "jax"
+
+
+def bucket_frames(frames, per_octave=BUCKETS_PER_OCTAVE, minimum=MIN_BUCKET_FRAMES):
+    """The padded size for ``frames``: at most ``1 + 1 / per_octave`` times larger, from a
+    ladder with ``per_octave`` sizes per doubling (16, 20, 24, 28, 32, 40, ...)."""
+    frames = int(frames)
+    if frames <= minimum:
+        return minimum
+    octave = 2 ** int(math.floor(math.log2(frames - 1)))
+    step = max(1, octave // per_octave)
+    return -(-frames // step) * step
+
+
+def bucket_batch(batch):
+    """The padded batch size on bucketing backends: the next power of two."""
+    return 1 << max(0, int(batch) - 1).bit_length()
+
+
+def shape_agnostic_function(fn, signature):
+    """``fn`` compiled once for inputs of any batch and time size, or None on backends
+    that do not need it (see the module docstring).
+
+    Args:
+        fn: a function of backend tensors returning one tensor.
+        signature: list of ``(shape, dtype)`` per argument, ``None`` for unknown sizes.
+
+    Returns:
+        A callable on numpy arrays returning a numpy array, or None.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf  # deferred: backend-specific
+
+    specs = [tf.TensorSpec(shape, dtype) for shape, dtype in signature]
+    compiled = tf.function(fn, input_signature=specs, reduce_retracing=False)
+
+    def run(*arrays):
+        return np.asarray(compiled(*[tf.convert_to_tensor(a) for a in arrays]))
+
+    run.traces = compiled.experimental_get_tracing_count  # 1 whatever the lengths
+    return run
