@@ -271,7 +271,7 @@ def test_any_length_runs_without_a_graph_per_length(codec):
     first = codec.encode(clips[0][None])
     for clip in clips[1:]:
         codec.encode(clip[None])
-    np.testing.assert_array_equal(codec.encode(clips[-1][None]), first)
+    np.testing.assert_array_equal(codec.encode(clips[0][None]), first)
     assert len(codec._inference.items) == 1  # one entry (kind, n_q) serves every length
     if keras.backend.backend() == "tensorflow":
         run = codec._inference.items[("encode", 4)]
