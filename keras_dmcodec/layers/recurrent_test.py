@@ -1,10 +1,10 @@
-"""FastLSTM equals keras.layers.LSTM (forward, backward direction, gradients, weights)."""
+"""FastLSTM and run_lstm equal keras.layers.LSTM (forward, backward, gradients, weights)."""
 
 import keras
 import numpy as np
 import pytest
 
-from keras_dmcodec.layers.recurrent import FastLSTM
+from keras_dmcodec.layers.recurrent import FastLSTM, fast_path_applies, run_lstm
 
 
 def _pair(units, features, go_backwards=False):
@@ -22,7 +22,7 @@ def _pair(units, features, go_backwards=False):
 def test_fast_lstm_matches_keras_lstm(go_backwards):
     x = np.random.RandomState(0).randn(3, 37, 6).astype("float32")
     fast, slow = _pair(5, 6, go_backwards)
-    assert fast._fast_path_applies(x, None, False) == (keras.backend.backend() != "torch")
+    assert fast_path_applies(fast, x) == (keras.backend.backend() != "torch")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(fast(x)),
                                keras.ops.convert_to_numpy(slow(x)), atol=2e-6)
 
@@ -104,3 +104,16 @@ def test_masked_input_falls_back_to_keras_loop():
     masked = keras.layers.Masking(0.0)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(fast(masked(x))),
                                keras.ops.convert_to_numpy(slow(masked(x))), atol=2e-6)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_run_lstm_on_a_keras_lstm_matches_calling_it(go_backwards):
+    x = np.random.RandomState(5).randn(2, 13, 6).astype("float32")
+    _, slow = _pair(5, 6, go_backwards)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(run_lstm(slow, x)),
+                               keras.ops.convert_to_numpy(slow(x)), atol=2e-6)
+    slow.use_fast_path = False  # what exporters set: the layer's own loop
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(run_lstm(slow, x)),
+                               keras.ops.convert_to_numpy(slow(x)), atol=0)
+    with pytest.raises(ValueError, match="return_sequences"):
+        run_lstm(keras.layers.LSTM(2), x)

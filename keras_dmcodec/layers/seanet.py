@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_dmcodec.layers.conv import NormConv1D, NormConv1DTranspose, gather_time
-from keras_dmcodec.layers.recurrent import FastLSTM
+from keras_dmcodec.layers.recurrent import run_lstm
 
 
 def _activation(name, alpha):
@@ -151,7 +151,7 @@ class SLSTM(keras.layers.Layer):
                 bias_initializer=keras.initializers.RandomUniform(-bound, bound),
                 unit_forget_bias=False,
             )
-            lstm = FastLSTM(
+            lstm = keras.layers.LSTM(
                 self.dim, return_sequences=True, name=f"lstm_{i}", dtype=self.dtype_policy, **init
             )
             if self.bidirectional:
@@ -161,18 +161,24 @@ class SLSTM(keras.layers.Layer):
             self.lstms.append(lstm)
 
     @staticmethod
-    def _bidirectional_with_lengths(lstm, x, lengths):
-        # Roll each row so that its frames end the buffer: the backward layer, which reads
-        # the buffer from its end, then starts at the row's last frame and reaches the
-        # padding only after the row's first. Its outputs come in reverse order
-        # (``out[j]`` belongs to frame ``length - 1 - j``), put back by one more gather.
-        time = ops.shape(x)[1]
-        steps = ops.expand_dims(ops.arange(time, dtype="int32"), 0)
-        length = ops.expand_dims(ops.cast(lengths, "int32"), -1)
-        forward = lstm.forward_layer(x)
-        rolled = gather_time(x, ops.mod(steps - (time - length), time))
-        backward = lstm.backward_layer(rolled)
-        backward = gather_time(backward, ops.clip(length - 1 - steps, 0, time - 1))
+    def _bidirectional(lstm, x, lengths):
+        """``lstm(x)`` for a ``keras.layers.Bidirectional`` (concat), through ``run_lstm``.
+
+        With ``lengths``, each row is rolled so that its frames end the buffer: the backward
+        layer, which reads the buffer from its end, then starts at the row's last frame and
+        reaches the padding only after the row's first. Its outputs come in reverse order
+        (``out[j]`` belongs to frame ``length - 1 - j``), put back by one more gather.
+        """
+        forward = run_lstm(lstm.forward_layer, x)
+        if lengths is None:
+            backward = ops.flip(run_lstm(lstm.backward_layer, x), axis=1)
+        else:
+            time = ops.shape(x)[1]
+            steps = ops.expand_dims(ops.arange(time, dtype="int32"), 0)
+            length = ops.expand_dims(ops.cast(lengths, "int32"), -1)
+            rolled = gather_time(x, ops.mod(steps - (time - length), time))
+            backward = run_lstm(lstm.backward_layer, rolled)
+            backward = gather_time(backward, ops.clip(length - 1 - steps, 0, time - 1))
         return ops.concatenate([forward, backward], axis=-1)
 
     @property
@@ -193,10 +199,10 @@ class SLSTM(keras.layers.Layer):
         sees the padding after a row's frames.)"""
         y = inputs
         for lstm in self.lstms:
-            if lengths is not None and self.bidirectional:
-                y = self._bidirectional_with_lengths(lstm, y, lengths)
+            if self.bidirectional:
+                y = self._bidirectional(lstm, y, lengths)
             else:
-                y = lstm(y)
+                y = run_lstm(lstm, y)
         if self.skip:
             skip = ops.concatenate([inputs, inputs], axis=-1) if self.bidirectional else inputs
             y = y + skip
