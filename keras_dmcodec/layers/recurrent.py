@@ -7,6 +7,8 @@ The layer and its variables are untouched, so checkpoints and presets written wi
 ``keras.layers.LSTM`` load as they are (Keras names saved weights after the layer class,
 which is why ``SLSTM`` keeps ``keras.layers.LSTM`` and calls this function instead of
 using ``FastLSTM``). ``FastLSTM`` is the same kernel as a drop-in layer.
+
+Where the fast path runs: JAX and TensorFlow on CPU; torch on CPU and GPU.
 """
 
 import keras
@@ -19,9 +21,10 @@ def fast_path_applies(layer, sequences, mask=None, training=False):
     """Whether ``lstm_sequence`` can replace ``layer``'s loop on ``sequences``.
 
     The plain configuration only (tanh / sigmoid, bias, no mask, no active dropout, not
-    unrolled), on CPU, on JAX or TensorFlow (Keras's torch backend already projects all
-    frames in one matmul), unless ``layer.use_fast_path`` is set to False (exporters do,
-    because converters pattern-match Keras's own while loop).
+    unrolled), unless ``layer.use_fast_path`` is set to False (exporters do, because
+    converters pattern-match Keras's own while loop). On JAX and TensorFlow only on CPU: on
+    a GPU Keras's cuDNN path is faster. On torch everywhere: ``torch.lstm`` is itself
+    cuDNN's LSTM on a GPU.
     """
     cell = layer.cell
     return (
@@ -32,8 +35,7 @@ def fast_path_applies(layer, sequences, mask=None, training=False):
         and not (training and (cell.dropout or cell.recurrent_dropout))
         and keras.activations.serialize(cell.activation) == "tanh"
         and keras.activations.serialize(cell.recurrent_activation) == "sigmoid"
-        and keras.backend.backend() != "torch"
-        and not on_accelerator(sequences)
+        and (keras.backend.backend() == "torch" or not on_accelerator(sequences))
     )
 
 
@@ -73,7 +75,7 @@ class FastLSTM(keras.layers.LSTM):
 
     Same variables, config and numerics (to float32 summation order) as
     ``keras.layers.LSTM``; the fast path is taken where ``fast_path_applies`` says so,
-    otherwise (and on a GPU, where Keras uses cuDNN) the layer runs Keras's own
+    otherwise (and with JAX or TensorFlow on a GPU, where Keras uses cuDNN) Keras's own
     ``inner_loop``. Set ``use_fast_path = False`` to force Keras's loop. Note that Keras
     names saved weights after the layer class (``fast_lstm`` instead of ``lstm`` inside
     a list), so to speed up an existing model keep its ``LSTM`` layers and call
