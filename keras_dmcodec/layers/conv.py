@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_dmcodec.ops.conv import conv1d, conv1d_transpose
+
 
 def extra_padding_for_conv1d(length, kernel_size, stride, padding_total):
     """Right padding that makes the last window of a strided conv full.
@@ -312,14 +314,8 @@ class NormConv1D(keras.layers.Layer):
             x = reflect_pad_time(inputs, left, right)
         else:
             x = ops.pad(inputs, [[0, 0], [left, right], [0, 0]])
-        y = ops.conv(
-            x,
-            ops.cast(self.effective_kernel(), x.dtype),
-            strides=self.strides,
-            padding="valid",
-            data_format="channels_last",
-            dilation_rate=self.dilation_rate,
-        )
+        y = conv1d(x, ops.cast(self.effective_kernel(), x.dtype), strides=self.strides,
+                   dilation_rate=self.dilation_rate)
         if self.bias is not None:
             y = y + ops.cast(self.bias, y.dtype)
         return y
@@ -435,13 +431,8 @@ class NormConv1DTranspose(keras.layers.Layer):
         layer's output on its valid frames alone."""
         if lengths is not None:
             inputs = inputs * time_mask(lengths, _static_length(inputs), inputs.dtype)
-        y = ops.conv_transpose(
-            inputs,
-            ops.cast(self.effective_kernel(), inputs.dtype),
-            strides=self.strides,
-            padding="valid",
-            data_format="channels_last",
-        )
+        y = conv1d_transpose(inputs, ops.cast(self.effective_kernel(), inputs.dtype),
+                             strides=self.strides)
         if self.bias is not None:
             y = y + ops.cast(self.bias, y.dtype)
         padding_total = self.kernel_size - self.strides

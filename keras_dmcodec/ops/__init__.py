@@ -4,6 +4,7 @@ Layers call these through ``keras.ops``-style functions; the only backend-specif
 code of the model lives here (the pattern of Keras's own ``backend/*/rnn.py``).
 """
 
+from keras_dmcodec.ops.conv import conv1d, conv1d_transpose
 from keras_dmcodec.ops.lstm import lstm_sequence
 
-__all__ = ["lstm_sequence"]
+__all__ = ["conv1d", "conv1d_transpose", "lstm_sequence"]
