@@ -8,8 +8,12 @@ from keras import ops
 
 from keras_dmcodec.layers.quantization import ResidualVectorQuantizer
 from keras_dmcodec.layers.seanet import SEANetDecoder, SEANetEncoder
-from keras_dmcodec.ops.graphs import (bucket_batch, bucket_frames, pads_to_buckets,
-                                      shape_agnostic_function)
+from keras_dmcodec.ops.graphs import (
+    bucket_batch,
+    bucket_frames,
+    pads_to_buckets,
+    shape_agnostic_function,
+)
 from keras_dmcodec.presets import locate_preset, save_preset
 
 
