@@ -239,6 +239,10 @@ def main(argv=None):
         print(f"dmcodec: error: {error}", file=sys.stderr)
         return 2
     _import_keras(quiet=not verbose)
+    # deferred: imports Keras, whose backend was chosen just above.
+    from keras_dmcodec.ops.graphs import use_persistent_compilation_cache
+
+    use_persistent_compilation_cache()  # JAX: compile each bucket size once per machine
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -13,6 +13,8 @@ that takes differs by backend, so it is decided here, in one place:
 """
 
 import math
+import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -65,3 +67,36 @@ def shape_agnostic_function(fn, signature):
 
     run.traces = compiled.experimental_get_tracing_count  # 1 whatever the lengths
     return run
+
+
+def default_compilation_cache():
+    """``$XDG_CACHE_HOME/keras_dmcodec/jax`` (``~/.cache/keras_dmcodec/jax`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "keras_dmcodec" / "jax"
+
+
+def use_persistent_compilation_cache(directory=None):
+    """On JAX, keeps compiled programs on disk, so that later processes (each ``dmcodec``
+    command is one) read them back instead of compiling every bucket size again.
+
+    ``JAX_COMPILATION_CACHE_DIR``, when set, wins. Does nothing on other backends or when the
+    directory cannot be created. Returns the directory in use, or None.
+
+    Example:
+
+    >>> use_persistent_compilation_cache("/tmp/cache")  # doctest: +SKIP
+    PosixPath('/tmp/cache')
+    """
+    if keras.backend.backend() != "jax":
+        return None
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
+    import jax  # deferred: backend-specific
+
+    directory = Path(directory or default_compilation_cache()).expanduser()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    return directory

@@ -1,0 +1,46 @@
+import os
+
+import keras
+import numpy as np
+
+from keras_dmcodec.ops.graphs import (
+    bucket_batch,
+    bucket_frames,
+    shape_agnostic_function,
+    use_persistent_compilation_cache,
+)
+
+
+def test_bucket_ladder():
+    assert [bucket_frames(f) for f in (1, 16, 17, 33, 50, 64, 65, 500)] == \
+        [16, 16, 20, 40, 56, 64, 80, 512]
+    assert all(f <= bucket_frames(f) <= 1.25 * f for f in range(17, 5000))
+    assert [bucket_batch(b) for b in (1, 2, 3, 5, 8, 9)] == [1, 2, 4, 8, 8, 16]
+
+
+def test_shape_agnostic_function_traces_once():
+    run = shape_agnostic_function(lambda x: keras.ops.sum(x, axis=1), [((None, None), "float32")])
+    if keras.backend.backend() != "tensorflow":
+        assert run is None  # JAX buckets, torch is eager
+        return
+    for length in (3, 7, 11):
+        np.testing.assert_allclose(run(np.ones((2, length), "float32")), [length, length])
+    assert run.traces() == 1
+
+
+def test_persistent_compilation_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    if keras.backend.backend() != "jax":
+        assert use_persistent_compilation_cache(tmp_path) is None
+        return
+    import jax
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        assert use_persistent_compilation_cache(tmp_path / "c") == tmp_path / "c"
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "c")
+        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "env"))
+        assert use_persistent_compilation_cache(tmp_path / "c") == tmp_path / "env"
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+    assert os.path.isdir(tmp_path / "c")
