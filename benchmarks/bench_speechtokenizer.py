@@ -120,9 +120,16 @@ def run_worker(workdir, lengths, repeats):
 
 
 def _run_backend(backend, workdir, lengths, repeats):
+    return run_backend_worker(__file__, backend, workdir,
+                              ["--repeats", str(repeats), "--lengths", *map(str, lengths)])
+
+
+def run_backend_worker(script, backend, workdir, args):
+    """Runs ``script --worker --workdir WORKDIR ARGS`` with ``KERAS_BACKEND=backend`` in a fresh
+    process, echoes its ``backend ...`` progress lines and returns the JSON it wrote to
+    ``WORKDIR/result_<backend>.json`` (None if it failed)."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, __file__, "--worker", "--workdir", str(workdir),
-               "--repeats", str(repeats), "--lengths", *map(str, lengths)]
+    command = [sys.executable, str(script), "--worker", "--workdir", str(workdir), *args]
     proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
     for line in proc.stderr.splitlines():

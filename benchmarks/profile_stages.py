@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_speechtokenizer import _timed, speech_like  # noqa: E402
+from bench_speechtokenizer import _timed, run_backend_worker, speech_like  # noqa: E402
 
 # (key, row label); the sums and wholes are filled in from the stages.
 ENCODE_STAGES = [
@@ -299,20 +299,10 @@ def run_worker(workdir, sizes, repeats, use_lengths, threads):
 
 
 def _run_backend(backend, workdir, sizes, repeats, use_lengths, threads):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, __file__, "--worker", "--workdir", str(workdir),
-               "--repeats", str(repeats), "--threads", str(threads), "--sizes", *sizes]
+    args = ["--repeats", str(repeats), "--threads", str(threads), "--sizes", *sizes]
     if not use_lengths:
-        command.append("--no-lengths")
-    proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
-    for line in proc.stderr.splitlines():
-        if line.startswith(backend):
-            _log(line)
-    if proc.returncode != 0:
-        _log(f"{backend} failed:\n{proc.stderr[-3000:]}")
-        return None
-    return json.loads((workdir / f"result_{backend}.json").read_text())
+        args.append("--no-lengths")
+    return run_backend_worker(__file__, backend, workdir, args)
 
 
 # ------------------------------------------------------------------ report

@@ -368,8 +368,7 @@ class DMCodec(keras.Model):
     def _check_lengths(self, lengths, batch, size, unit):
         if lengths is None:
             return np.full(batch, size, "int32")
-        arr = np.asarray(ops.convert_to_numpy(lengths) if not isinstance(lengths, np.ndarray | list
-                                                                         | tuple) else lengths)
+        arr = ops.convert_to_numpy(lengths) if ops.is_tensor(lengths) else np.asarray(lengths)
         if arr.shape != (batch,) or not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"lengths must be {batch} integers (one per row), got "
                              f"{arr.dtype} array of shape {arr.shape}")
