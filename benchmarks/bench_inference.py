@@ -7,9 +7,10 @@ clip) and converted, so the PyTorch reference and our model hold the same weight
 depend on the weight values; code agreement of a random model is not a quality measure.
 
 Rows: Keras on TensorFlow, JAX and torch (one subprocess per backend, ``DMCodec.encode/decode`` on
-the whole clip), TFLite (ai_edge_litert; 1 s static windows run one by one, hard cuts), ONNX
-(onnxruntime; dynamic length, the whole clip), and the ``speechtokenizer`` PyTorch
-model. Then peak RSS of ``inference.encode_file`` (30 s chunks, 1 s context) on a 1-minute
+the whole clip), the exported graphs run by ``export.ExportedCodec`` (TFLite float and
+dynamic-range int8 with ai_edge_litert, ONNX with onnxruntime, SavedModel with TensorFlow; 30 s
+windows with 1 s of context, so a 10 s clip is one window), and the ``speechtokenizer``
+PyTorch model. Then peak RSS of ``inference.encode_file`` (30 s chunks, 1 s context) on a 1-minute
 and a 60-minute WAV, each in a
 fresh process, plus the chunked-vs-whole code agreement on the benchmark clip.
 
@@ -95,28 +96,22 @@ def worker_memory(workdir, minutes):
 
 
 def run_exported(workdir, seconds, repeats, threads):
-    from keras_dmcodec.export import OnnxCodec, TFLiteCodec, export_codec
+    from keras_dmcodec.export import ExportedCodec, export_codec
 
     out = workdir / "exported"
     if not out.exists():
-        export_codec(workdir / "preset", out, num_samples=16000, int8=True)
+        export_codec(workdir / "preset", out, int8=True)
     audio = speech_like(seconds, seed=1)
-    windows = audio[: len(audio) // 16000 * 16000].reshape(-1, 1, 16000)
     reference = np.load(workdir / "codes_tensorflow.npy")
     rows = {}
-    for name, codec in (("TFLite", TFLiteCodec(out / "codec.tflite", num_threads=threads)),
-                        ("TFLite int8", TFLiteCodec(out / "codec_int8.tflite",
-                                                    num_threads=threads))):
-        encode_s, codes = _timed(lambda c=codec: [c.encode(w) for w in windows], repeats)
-        decode_s, _ = _timed(lambda c=codec, k=codes: [c.decode(x) for x in k], repeats)
-        joined = np.concatenate([c[0] for c in codes], axis=1)
+    for name, runtime in (("TFLite", "tflite"), ("TFLite int8", "tflite_int8"),
+                          ("ONNX", "onnx"), ("SavedModel", "saved_model")):
+        # Windows with context, as inference.encode_long (30 s chunks, 1 s context).
+        codec = ExportedCodec(out, runtime, num_threads=threads)
+        encode_s, codes = _timed(lambda c=codec: c.encode(audio), repeats)
+        decode_s, _ = _timed(lambda c=codec, k=codes: c.decode(k), repeats)
         rows[name] = dict(encode_s=encode_s, decode_s=decode_s,
-                          agreement=float(np.mean(joined == reference[:, : joined.shape[1]])))
-    onnx = OnnxCodec(out, num_threads=threads)  # dynamic length: the whole clip at once
-    encode_s, codes = _timed(lambda: onnx.encode(audio[None]), repeats)
-    decode_s, _ = _timed(lambda: onnx.decode(codes), repeats)
-    rows["ONNX"] = dict(encode_s=encode_s, decode_s=decode_s,
-                        agreement=float(np.mean(codes[0] == reference)))
+                          agreement=float(np.mean(codes == reference)))
     return rows
 
 
@@ -195,8 +190,8 @@ def main(argv=None):
             agreement = "-"
         print(f"{name:<18} {row['encode_s']:9.3f} {seconds / row['encode_s']:8.1f} "
               f"{row['decode_s']:9.3f} {seconds / row['decode_s']:8.1f} {agreement:>17}")
-    print("* TFLite runs 1 s windows with hard cuts, so frames near each cut differ; ONNX runs "
-          "the whole clip")
+    print("* exported graphs through ExportedCodec (30 s windows, 1 s context); int8 rows "
+          "differ by quantisation")
     chunk = rows["Keras tensorflow"]["chunk_agreement"]
     print(f"chunked (2 s chunks, 1 s context) vs whole-clip codes, Keras TF: {100 * chunk:.2f} %")
     if args.memory_minutes:

@@ -14,8 +14,6 @@ def register(subparsers):
     exp.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output folder")
     exp.add_argument("--format", action="append", choices=FORMATS,
                      dest="formats", help="repeatable; default: all three")
-    exp.add_argument("--num-samples", type=int, default=16000,
-                     help="static encode input length in samples (default: 16000 = 1 s)")
     exp.add_argument("--n-q", type=int, default=None, help="codebooks (default: all)")
     exp.add_argument("--int8", action="store_true",
                      help="also write codec_int8.tflite (dynamic-range int8 weights)")
@@ -25,11 +23,12 @@ def register(subparsers):
 
 def export_command(args):
     formats = tuple(args.formats or FORMATS)
-    manifest = export_codec(args.model, args.out, formats=formats, num_samples=args.num_samples,
-                            n_q=args.n_q, int8=args.int8, overwrite=args.force)
-    print(f"exported {', '.join(formats)} to {Path(args.out)}: encode audio [1, "
-          f"{manifest['num_samples']}] -> codes [1, {manifest['n_q']}, {manifest['frames']}], "
-          f"decode -> audio [1, {manifest['decoded_samples']}]")
+    manifest = export_codec(args.model, args.out, formats=formats, n_q=args.n_q,
+                            int8=args.int8, overwrite=args.force)
+    print(f"exported {', '.join(formats)} to {Path(args.out)}: encode audio [1, samples] -> "
+          f"codes [1, {manifest['n_q']}, ceil(samples / {manifest['hop_length']})], decode -> "
+          f"audio [1, frames * {manifest['hop_length']}] (any length; ExportedCodec runs "
+          f"long audio in windows with context)")
     for kind, name in manifest["files"].items():
         print(f"  {kind:<12} {Path(args.out) / name}")
     return 0

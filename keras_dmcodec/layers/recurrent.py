@@ -21,21 +21,24 @@ def fast_path_applies(layer, sequences, mask=None, training=False):
     """Whether ``lstm_sequence`` can replace ``layer``'s loop on ``sequences``.
 
     The plain configuration only (tanh / sigmoid, bias, no mask, no active dropout, not
-    unrolled), unless ``layer.use_fast_path`` is set to False (exporters do, because
-    converters pattern-match Keras's own while loop). On JAX and TensorFlow only on CPU: on
-    a GPU Keras's cuDNN path is faster. On torch everywhere: ``torch.lstm`` is itself
-    cuDNN's LSTM on a GPU.
+    unrolled), unless ``layer.use_fast_path`` is set to False (the ONNX exporter does:
+    tf2onnx pattern-matches Keras's own while loop). On JAX and TensorFlow only on CPU: on
+    a GPU Keras's cuDNN path is faster, unless ``use_fast_path == "always"`` (the TFLite
+    exporter's choice: converters cannot take the cuDNN op). On torch everywhere:
+    ``torch.lstm`` is itself cuDNN's LSTM on a GPU.
     """
     cell = layer.cell
+    fast = getattr(layer, "use_fast_path", True)
     return (
-        getattr(layer, "use_fast_path", True)
+        bool(fast)
         and mask is None
         and not layer.unroll
         and cell.use_bias
         and not (training and (cell.dropout or cell.recurrent_dropout))
         and keras.activations.serialize(cell.activation) == "tanh"
         and keras.activations.serialize(cell.recurrent_activation) == "sigmoid"
-        and (keras.backend.backend() == "torch" or not on_accelerator(sequences))
+        and (keras.backend.backend() == "torch" or fast == "always"
+             or not on_accelerator(sequences))
     )
 
 

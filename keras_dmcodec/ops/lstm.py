@@ -63,16 +63,45 @@ def _lstm_jax(projected, h, c, recurrent_kernel):
     return ops.swapaxes(outputs, 0, 1), h, c
 
 
-def _lstm_tensorflow(projected, h, c, recurrent_kernel):
+# Frames per iteration of the TensorFlow loop (unrolled inside it); see _lstm_tensorflow.
+TF_STEPS_PER_ITERATION = 8
+
+
+def _lstm_tensorflow(projected, h, c, recurrent_kernel, steps=None):
+    """``tf.scan`` over blocks of ``steps`` frames, the frames of a block unrolled.
+
+    One frame per iteration costs TensorFlow's loop overhead per frame, and in TFLite (which
+    lowers the scan's output list to a tensor updated in place of a copy) a copy of the whole
+    output per frame, quadratic in the length. Blocks divide both by ``steps``. The time
+    axis is padded to a multiple of ``steps``; padded frames leave the state unchanged and
+    their outputs are dropped.
+    """
     import tensorflow as tf  # deferred: backend-specific kernel
 
-    def step(carry, x_t):
-        h, c = carry
-        return _gates(x_t + tf.matmul(h, recurrent_kernel), c)
+    steps = TF_STEPS_PER_ITERATION if steps is None else int(steps)
+    time = tf.shape(projected)[1]
+    blocks = (time + steps - 1) // steps
+    padded = tf.pad(projected, [[0, 0], [0, blocks * steps - time], [0, 0]])
+    # [blocks, steps, batch, 4 * units], and which frames are real.
+    xs = tf.reshape(tf.transpose(padded, [1, 0, 2]),
+                    tf.stack([blocks, steps, tf.shape(projected)[0], tf.shape(projected)[2]]))
+    valid = tf.reshape(tf.range(blocks * steps) < time, tf.stack([blocks, steps]))
 
-    # A tuple carry (measured ~15 % faster here than stacking h and c into one tensor).
-    hs, cs = tf.scan(step, tf.transpose(projected, [1, 0, 2]), initializer=(h, c))
-    return tf.transpose(hs, [1, 0, 2]), hs[-1], cs[-1]
+    def block(carry, inputs):
+        h, c, _ = carry
+        x_block, valid_block = inputs
+        outputs = []
+        for t in range(steps):
+            h_new, c_new = _gates(x_block[t] + tf.matmul(h, recurrent_kernel), c)
+            h = tf.where(valid_block[t], h_new, h)
+            c = tf.where(valid_block[t], c_new, c)
+            outputs.append(h)
+        return h, c, tf.stack(outputs)
+
+    empty = tf.zeros(tf.stack([steps, tf.shape(h)[0], tf.shape(h)[1]]), h.dtype)
+    hs, cs, outputs = tf.scan(block, (xs, valid), initializer=(h, c, empty))
+    outputs = tf.reshape(outputs, tf.stack([blocks * steps, tf.shape(h)[0], tf.shape(h)[1]]))
+    return tf.transpose(outputs[:time], [1, 0, 2]), hs[-1], cs[-1]
 
 
 def _lstm_torch(inputs, h, c, kernel, recurrent_kernel, bias):
