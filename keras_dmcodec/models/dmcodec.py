@@ -261,9 +261,12 @@ class DMCodec(keras.Model):
             y = y[:, : ops.shape(inputs)[-1]]
         features = None
         if self.distill_projection is not None:
-            features = self.distill_projection(rvq["layer_outputs"][self.distill_layer])
+            # float32 like every output the losses see (under a mixed policy the layers
+            # compute in bfloat16; the quantiser is float32 throughout).
+            features = ops.cast(
+                self.distill_projection(rvq["layer_outputs"][self.distill_layer]), "float32")
         return {
-            "audio": y,
+            "audio": ops.cast(y, "float32"),
             "codes": rvq["codes"],
             "latents": latents,
             "quantized": rvq["quantized"],

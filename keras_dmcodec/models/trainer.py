@@ -167,7 +167,9 @@ class DMCodecTrainer(keras.Model):
             raise ValueError(f"unknown discriminators {sorted(unknown)}; "
                              f"choose from {sorted(DISCRIMINATORS)}")
         self.discriminator_configs = {k: dict(v) for k, v in discriminators.items()}
-        self.discriminators = [DISCRIMINATORS[k](**v, name=k)
+        # The discriminators compute in the codec's dtype policy (e.g. mixed_bfloat16) unless
+        # their config names one.
+        self.discriminators = [DISCRIMINATORS[k](**{"dtype": codec.dtype_policy, **v}, name=k)
                                for k, v in self.discriminator_configs.items()]
         self.adversarial = AdversarialLoss(self.discriminators)
         self.mel_weights = [float(w) for w in mel_weights]

@@ -242,3 +242,29 @@ def test_config_round_trip_and_validation():
         DMCodecTrainer(trainer.codec, discriminators={}, update_order="alternating")
     with pytest.raises(ValueError, match="lm_rvq_layer"):
         DMCodecTrainer(trainer.codec, discriminators={}, lm_rvq_layer=5)
+
+
+def test_mixed_bfloat16_fit_step():
+    """A codec built with ``dtype="mixed_bfloat16"`` trains with ``fit``: its discriminators
+    take the codec's policy, losses are float32 and finite, and every part's weights move."""
+    codec = DMCodec(n_filters=4, dimension=16, semantic_dimension=8, n_q=2, codebook_size=16,
+                    lstm_layers=1, kmeans_iters=2, seed=0, dtype="mixed_bfloat16")
+    # One small discriminator: the step's compile dominates this test on JAX.
+    trainer = DMCodecTrainer(codec, discriminators={"msd": {"num_scales": 1, "channels": [4] * 7}},
+                             mel_weights=(45.0, 1.0), distill="sm")
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    assert all(d.compute_dtype == "bfloat16" for d in trainer.discriminators)
+    x = _speechlike(2, 3200)
+    teacher = np.random.default_rng(1).normal(size=(2, 10, 8)).astype("float32")
+    codec_before = [_np(v).copy() for v in codec.trainable_variables]
+    disc_before = [_np(v).copy() for v in trainer.discriminators[0].trainable_variables]
+    history = trainer.fit({"audio": x, "sm_features": teacher}, batch_size=2, epochs=1,
+                          verbose=0)
+    for name in ("generator_loss", "discriminator_loss", "mel_error", "distill_loss"):
+        assert all(np.isfinite(history.history[name])), name
+    assert all(keras.backend.standardize_dtype(v.dtype) == "float32"
+               for v in codec.trainable_variables)
+    assert any(not np.array_equal(b, _np(v))
+               for b, v in zip(codec_before, codec.trainable_variables, strict=True))
+    assert any(not np.array_equal(b, _np(v)) for b, v in zip(
+        disc_before, trainer.discriminators[0].trainable_variables, strict=True))
