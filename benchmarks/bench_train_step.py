@@ -8,7 +8,8 @@ loss functions; ``torchaudio`` (not installable beside the CPU torch) is replace
 whose Spectrogram / MelScale compute the same transforms with ``torch.stft`` and librosa's
 Slaney/HTK filters. Same config, batch and segment on both sides, one run, one table.
 
-    python benchmarks/bench_train_step.py --preset small --batch 2 --seconds 1 --steps 3
+    python benchmarks/bench_train_step.py --preset small --batch 8 --seconds 1 --steps 3 \
+        [--no-discriminators] [--dtype mixed_bfloat16]
 """
 
 import argparse
@@ -86,7 +87,7 @@ def _load_reference_file(relative, name):
     return module
 
 
-def run_reference(config, batch, seconds, steps, threads):
+def run_reference(config, batch, seconds, steps, threads, discriminators=True):
     import numpy as np
     import torch
 
@@ -106,10 +107,10 @@ def run_reference(config, batch, seconds, steps, threads):
            "sample_rate": config["sample_rate"]}
     generator = model_mod.SpeechTokenizer(cfg).train()
     discs = [disc_mod.MultiPeriodDiscriminator(), disc_mod.MultiScaleDiscriminator(),
-             disc_mod.MultiScaleSTFTDiscriminator(32)]
+             disc_mod.MultiScaleSTFTDiscriminator(32)] if discriminators else []
     optim_g = torch.optim.Adam(generator.parameters(), 1e-4, betas=(0.9, 0.99))
     optim_d = torch.optim.Adam([p for d in discs for p in d.parameters()], 1e-4,
-                               betas=(0.9, 0.99))
+                               betas=(0.9, 0.99)) if discs else None
     mel_kwargs = [dict(n_fft=1024 // m, num_mels=80, sample_rate=16000, hop_size=240 // m,
                        win_size=1024 // m, fmin=0, fmax=None) for m in (1, 2, 4, 8)]
     rng = np.random.default_rng(0)
@@ -121,11 +122,12 @@ def run_reference(config, batch, seconds, steps, threads):
 
     def step():
         x_hat, loss_q, feature = generator(x)
-        optim_d.zero_grad()
-        outs = [d(x, x_hat.detach()) for d in discs]
-        loss_d = sum(loss.discriminator_loss(o[0], o[1]) for o in outs)
-        loss_d.backward()
-        optim_d.step()
+        if discs:
+            optim_d.zero_grad()
+            outs = [d(x, x_hat.detach()) for d in discs]
+            loss_d = sum(loss.discriminator_loss(o[0], o[1]) for o in outs)
+            loss_d.backward()
+            optim_d.step()
         optim_g.zero_grad()
         outs = [d(x, x_hat) for d in discs]
         mel = sum(w * loss.mel_loss(x, x_hat, **k)
@@ -147,14 +149,16 @@ def run_reference(config, batch, seconds, steps, threads):
     return {"step_s": statistics.median(times), "first_s": None}
 
 
-def run_ours(config, batch, seconds, steps, update_order="sequential"):
+def run_ours(config, batch, seconds, steps, update_order="sequential", discriminators=True,
+             dtype="float32"):
     import keras
     import numpy as np
 
     from keras_dmcodec.models.dmcodec import DMCodec
     from keras_dmcodec.models.trainer import DMCodecTrainer
 
-    trainer = DMCodecTrainer(DMCodec(**config, seed=0), discriminators=DISCRIMINATORS,
+    trainer = DMCodecTrainer(DMCodec(**config, seed=0, dtype=dtype),
+                             discriminators=DISCRIMINATORS if discriminators else {},
                              distill="sm", update_order=update_order)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-4, beta_1=0.9, beta_2=0.99))
     rng = np.random.default_rng(0)
@@ -184,15 +188,21 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--update-order", choices=["sequential", "simultaneous"],
                         default="sequential", help="our step: D then G (reference) or joint")
+    parser.add_argument("--no-discriminators", action="store_true",
+                        help="codec step only (reconstruction, mel, commitment, distillation)")
+    parser.add_argument("--dtype", choices=["float32", "mixed_bfloat16"], default="float32",
+                        help="our dtype policy (the reference runs float32)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     config = _preset_config(args.preset)
 
     if args.worker:
         if args.worker == "reference":
-            result = run_reference(config, args.batch, args.seconds, args.steps, args.threads)
+            result = run_reference(config, args.batch, args.seconds, args.steps, args.threads,
+                                   not args.no_discriminators)
         else:
-            result = run_ours(config, args.batch, args.seconds, args.steps, args.update_order)
+            result = run_ours(config, args.batch, args.seconds, args.steps, args.update_order,
+                              not args.no_discriminators, args.dtype)
         print("RESULT " + json.dumps(result))
         return
 
@@ -204,7 +214,8 @@ def main():
         cmd = [sys.executable, __file__, "--worker", name, "--preset", args.preset,
                "--batch", str(args.batch), "--seconds", str(args.seconds),
                "--steps", str(args.steps), "--threads", str(args.threads),
-               "--update-order", args.update_order]
+               "--update-order", args.update_order, "--dtype", args.dtype,
+               *(["--no-discriminators"] if args.no_discriminators else [])]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
         line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
         if out.returncode or not line:
@@ -214,8 +225,9 @@ def main():
 
     ref = dict(rows).get("reference")
     print(f"\nTraining step, dmcodec_{args.preset}, batch {args.batch} x {args.seconds:g} s, "
-          f"MPD+MSD+MS-STFT, {args.threads} CPU threads, median of {args.steps} steps, "
-          f"our update order: {args.update_order}\n")
+          f"{'no discriminators' if args.no_discriminators else 'MPD+MSD+MS-STFT'}, "
+          f"{args.threads} CPU threads, median of {args.steps} steps, our update order: "
+          f"{args.update_order}, our dtype policy: {args.dtype}\n")
     print("| implementation | step s | steps/s | speed vs reference | first step s (compile) |")
     print("|---|---|---|---|---|")
     for name, r in rows:

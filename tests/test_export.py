@@ -108,8 +108,7 @@ def test_windowed_long_audio_matches_keras(exported, runtime):
     exported graph's own whole-file codes except at near-ties of this random model (measured:
     100 %, 98.8 % and 98.2 % of frames in the TensorFlow, JAX and torch passes, whose models
     differ), and those equal one whole-file Keras encoding up to float32 ties; windowed decoding
-    equals Keras's ``decode_long`` with the same windows."""
-    from keras_dmcodec import inference
+    equals one whole-file Keras decoding within 1e-4."""
     from keras_dmcodec.export import ExportedCodec
 
     out, model, _, speech = exported
@@ -126,9 +125,10 @@ def test_windowed_long_audio_matches_keras(exported, runtime):
     assert assert_codes_equal_up_to_ties(model, speech[None], whole[None], expected) <= 0.1 * (
         codes.shape[-1])
     expected = expected[0]
+    # Windowed decoding against one whole-file Keras decode: the decoder's LSTM runs forward
+    # only, and 50 frames of left context bring its state to the whole-file state (rounding).
     audio = codec.decode(expected, num_samples=len(speech))
-    reference = inference.decode_long(model, expected, num_samples=len(speech),
-                                      chunk_frames=60, context_frames=50)
+    reference = np.asarray(model.decode(expected[None]))[0, : len(speech)]
     assert audio.shape == (len(speech),)
     np.testing.assert_allclose(audio, reference, atol=1e-4)
 

@@ -284,7 +284,7 @@ def test_any_length_runs_without_a_graph_per_length(codec):
     assert all(f <= bucket_frames(f) <= 1.25 * f for f in range(17, 2000))
 
 
-def test_mixed_bfloat16_policy(codec, tiny_config):
+def test_mixed_bfloat16_policy(codec, audio, tiny_config):
     """``dtype="mixed_bfloat16"``: the same weights load, every layer but the quantiser
     computes in bfloat16, outputs the losses see are float32, and most codes stay."""
     mixed = DMCodec(**tiny_config, seed=7, dtype="mixed_bfloat16")
@@ -292,7 +292,8 @@ def test_mixed_bfloat16_policy(codec, tiny_config):
     mixed.set_weights(codec.get_weights())
     assert mixed.encoder.compute_dtype == "bfloat16"
     assert all(keras.backend.standardize_dtype(v.dtype) == "float32" for v in mixed.weights)
-    audio = (np.random.default_rng(3).normal(size=(2, 6400)) * 0.1).astype("float32")
+    # The shared ``audio`` fixture: the float model's programs for it are compiled by other
+    # tests already (JAX's compilation cache is shared across the run).
     if keras.backend.backend() != "jax":  # eager JAX compiles every bfloat16 op: ~50 s
         out = mixed(audio)
         assert {keras.backend.standardize_dtype(out[k].dtype)
