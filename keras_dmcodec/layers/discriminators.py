@@ -15,6 +15,7 @@ from keras_dmcodec.layers.conv import (
     torch_conv_initializers,
     weight_norm_kernel,
 )
+from keras_dmcodec.ops.conv import conv as channels_last_conv
 
 
 def _leaky_conv_stack(convs, conv_post, x, training):
@@ -152,8 +153,9 @@ class DiscriminatorConv(keras.layers.Layer):
                 axis=-1,
             )
         else:
-            y = ops.conv(x, kernel, strides=self.strides, padding="valid",
-                         dilation_rate=self.dilation_rate)
+            # ops.conv, with torch's channels-last kernels on torch (ops/conv.py).
+            y = channels_last_conv(x, kernel, strides=self.strides,
+                                   dilation_rate=self.dilation_rate)
         return y + self.bias
 
     def get_config(self):
