@@ -42,7 +42,7 @@ def long_clip(data, seconds, sample_rate):
     return np.concatenate(parts)[: int(seconds * sample_rate)]
 
 
-def _best_of(fn, repeats):
+def best_of(fn, repeats):
     fn()  # warm-up (Keras traces; interpreters allocate)
     times = []
     for _ in range(repeats):
@@ -81,9 +81,9 @@ def main(argv=None):
     chunk = int(round(args.chunk_seconds * model.frame_rate))
     context = int(round(args.context_seconds * model.frame_rate))
 
-    encode_s, keras_codes = _best_of(lambda: np.asarray(model.encode(audio[None]))[0],
+    encode_s, keras_codes = best_of(lambda: np.asarray(model.encode(audio[None]))[0],
                                      args.repeats)
-    decode_s, keras_audio = _best_of(lambda: np.asarray(model.decode(keras_codes[None]))[0],
+    decode_s, keras_audio = best_of(lambda: np.asarray(model.decode(keras_codes[None]))[0],
                                      args.repeats)
     rows = {f"Keras-{keras.backend.backend()}": (encode_s, decode_s, keras_codes,
                                                   keras_audio[: len(audio)])}
@@ -91,8 +91,8 @@ def main(argv=None):
                           ("ONNX", "onnx"), ("SavedModel", "saved_model")):
         codec = ExportedCodec(out, runtime, num_threads=args.threads, chunk_frames=chunk,
                               context_frames=context)
-        encode_s, codes = _best_of(lambda c=codec: c.encode(audio), args.repeats)
-        decode_s, decoded = _best_of(lambda c=codec, k=codes: c.decode(k, len(audio)),
+        encode_s, codes = best_of(lambda c=codec: c.encode(audio), args.repeats)
+        decode_s, decoded = best_of(lambda c=codec, k=codes: c.decode(k, len(audio)),
                                      args.repeats)
         rows[name] = (encode_s, decode_s, codes, decoded)
 

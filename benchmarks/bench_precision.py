@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,21 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_export_quality import long_clip  # noqa: E402
+from bench_export_quality import best_of, long_clip  # noqa: E402
 from bench_inference import SMALL  # noqa: E402
 from bench_speechtokenizer import _log, run_backend_worker, speech_like  # noqa: E402
 
 POLICIES = ("float32", "mixed_bfloat16")
-
-
-def _best(fn, repeats):
-    result = fn()  # warm-up: compilation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def run_worker(workdir, model_spec, seconds, repeats):
@@ -55,8 +44,8 @@ def run_worker(workdir, model_spec, seconds, repeats):
     for policy in POLICIES:
         model = resolve_model(model_spec, dtype=policy).model
         audio = long_clip(ROOT / "tests" / "data" / "heldout", seconds, model.sample_rate)
-        encode_s, codes = _best(lambda m=model, a=audio: m.encode(a[None]), repeats)
-        decode_s, decoded = _best(lambda m=model, c=codes: m.decode(c), repeats)
+        encode_s, codes = best_of(lambda m=model, a=audio: m.encode(a[None]), repeats)
+        decode_s, decoded = best_of(lambda m=model, c=codes: m.decode(c), repeats)
         decoded = decoded[0, : len(audio)]
         float_codes = codes if float_codes is None else float_codes
         rows[policy] = dict(
@@ -78,8 +67,8 @@ def run_reference(seconds, repeats):
     ref = build_random_reference(dict(SMALL), seed=0, probe_audio=speech_like(3, seed=123)[None])
     x = torch.from_numpy(speech_like(seconds, seed=1))[None, None]
     with torch.inference_mode():
-        encode_s, codes = _best(lambda: ref.encode(x), repeats)
-        decode_s, _ = _best(lambda: ref.decode(codes), repeats)
+        encode_s, codes = best_of(lambda: ref.encode(x), repeats)
+        decode_s, _ = best_of(lambda: ref.decode(codes), repeats)
     return dict(encode_s=encode_s, decode_s=decode_s)
 
 

@@ -354,12 +354,12 @@ class SavedModelCodec:
         return self._decode(codes=self._tf.constant(_check_codes(codes)))["audio"].numpy()
 
 
-def open_runtime(directory, runtime="tflite", num_threads=None):
+def open_runtime(directory, runtime="tflite", num_threads=None, manifest=None):
     """One exported format of ``directory`` as a ``TFLiteCodec`` / ``OnnxCodec`` /
-    ``SavedModelCodec`` (``runtime`` one of ``RUNTIMES``)."""
+    ``SavedModelCodec`` (``runtime`` one of ``RUNTIMES``); ``manifest``: its ``export.json``
+    when the caller has read it already."""
     directory = Path(directory)
-    manifest = read_manifest(directory)
-    files = manifest["files"]
+    files = (manifest or read_manifest(directory))["files"]
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: choose from {list(RUNTIMES)}")
     key = "onnx_encode" if runtime == "onnx" else runtime
@@ -414,7 +414,8 @@ class ExportedCodec:
     def __init__(self, directory, runtime="tflite", num_threads=None, chunk_frames=None,
                  context_frames=None):
         self.manifest = read_manifest(directory)
-        self.runtime = open_runtime(directory, runtime, num_threads=num_threads)
+        self.runtime = open_runtime(directory, runtime, num_threads=num_threads,
+                                    manifest=self.manifest)
         self.chunk_frames, self.context_frames = chunk_frames, context_frames
         # What inference.encode_stream / decode_stream read of a model.
         self.sample_rate = self.manifest["sample_rate"]
@@ -439,13 +440,14 @@ class ExportedCodec:
         """int32 codes ``[n_q, frames]`` -> float32 audio ``[num_samples]`` (default
         ``frames * hop``); ``[1, n_q, frames]`` -> ``[1, frames * hop]`` for one window."""
         codes = np.asarray(codes)
-        if codes.ndim == 3:
-            return self.runtime.decode(codes)
-        if codes.ndim == 2 and codes.shape[0] != self.n_q:
-            raise ValueError(f"codes have {codes.shape[0]} codebooks; the export decodes "
+        # Checked for one window too: an exported graph gathers out-of-range codes unchecked.
+        if codes.ndim in (2, 3) and codes.shape[-2] != self.n_q:
+            raise ValueError(f"codes have {codes.shape[-2]} codebooks; the export decodes "
                              f"{self.n_q}")
         if codes.size and (codes.min() < 0 or codes.max() >= self.manifest["codebook_size"]):
             raise ValueError(f"codes out of range [0, {self.manifest['codebook_size']})")
+        if codes.ndim == 3:
+            return self.runtime.decode(codes)
         return inference.decode_long(self, codes, num_samples=num_samples,
                                      chunk_frames=self.chunk_frames,
                                      context_frames=self.context_frames)
