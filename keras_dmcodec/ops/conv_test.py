@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_dmcodec.ops.conv import conv, conv1d, conv1d_transpose
+from keras_dmcodec.ops.conv import (
+    conv,
+    conv1d,
+    conv1d_transpose,
+    phase_conv,
+    phase_conv_transpose,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -44,3 +50,36 @@ def test_conv_of_rank_1_is_conv1d():
     x, kernel = _rand(1, 20, 4), _rand(3, 4, 2)
     np.testing.assert_allclose(ops.convert_to_numpy(conv(x, kernel, strides=(2,))),
                                ops.convert_to_numpy(conv1d(x, kernel, strides=2)), atol=1e-6)
+
+
+@pytest.mark.parametrize("size,strides", [(16, 8), (10, 5), (7, 3), (3, 4)])
+def test_phase_conv_transpose_equals_ops_conv_transpose(size, strides):
+    """Kernels that are and are not a multiple of the stride (and shorter than it)."""
+    x, kernel = _rand(2, 11, 6), _rand(size, 4, 6)
+    expected = ops.conv_transpose(x, kernel, strides=strides, padding="valid")
+    np.testing.assert_allclose(ops.convert_to_numpy(phase_conv_transpose(x, kernel, strides)),
+                               ops.convert_to_numpy(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize("length,size,strides,groups",
+                         [(101, 4, 2, 1), (101, 5, 3, 1), (100, 41, 4, 4), (40, 16, 8, 2),
+                          (9, 3, 4, 1)])
+def test_phase_conv_equals_ops_conv(length, size, strides, groups):
+    """Lengths that do and do not fill the last folded frame; grouped kernels."""
+    x, kernel = _rand(2, length, 8), _rand(size, 8 // groups, 12)
+    expected = ops.conv(x, kernel, strides=strides, padding="valid")
+    np.testing.assert_allclose(ops.convert_to_numpy(phase_conv(x, kernel, strides)),
+                               ops.convert_to_numpy(expected), atol=1e-5)
+
+
+def test_phase_conv_2d_folds_the_first_axis():
+    """The multi-period discriminator's stride (3, 1), kernel (5, 1)."""
+    x, kernel = _rand(2, 23, 3, 4), _rand(5, 1, 4, 8)
+    expected = ops.conv(x, kernel, strides=(3, 1), padding="valid")
+    np.testing.assert_allclose(ops.convert_to_numpy(phase_conv(x, kernel, 3)),
+                               ops.convert_to_numpy(expected), atol=1e-5)
+
+
+def test_phase_conv_rejects_input_shorter_than_kernel():
+    with pytest.raises(ValueError, match="shorter than the kernel"):
+        phase_conv(_rand(1, 3, 2), _rand(5, 2, 2), 2)
