@@ -16,7 +16,16 @@ and the ratio distinct / equal; the target is <= 1.3x. ``agree`` is the share of
 whose codes in the batched run equal the clip's codes encoded alone. Prints one Markdown
 table.
 
+With ``--commands``, the same clips are written as WAV files (one folder of equal, one of
+distinct lengths) and timed through the commands a user runs, each a fresh process:
+``dmcodec encode FOLDER`` (one file at a time) and ``dmcodec tokenize-corpus FOLDER``
+(``--workers 1``, batch 1 and ``--batch``). "cold" starts with an empty JAX compilation
+cache, "warm" is the same command again (the CLI keeps JAX's compiled programs on disk;
+TensorFlow and torch have nothing to keep). Times are end to end: interpreter, imports,
+model load, Ray start-up for tokenize-corpus.
+
     python benchmarks/bench_lengths.py --backends tensorflow jax torch
+    python benchmarks/bench_lengths.py --commands --backends tensorflow jax torch
 """
 
 import argparse
@@ -98,6 +107,67 @@ def run_worker(args, out):
     Path(out).write_text(json.dumps(summary))
 
 
+def write_clips(folder, clips, sample_rate=16000):
+    import soundfile as sf
+
+    folder.mkdir(parents=True)
+    for i, clip in enumerate(clips):
+        sf.write(folder / f"clip{i:03d}.wav", clip, sample_rate, subtype="FLOAT")
+
+
+def run_commands(args):
+    """Times ``dmcodec encode`` and ``dmcodec tokenize-corpus`` per backend; prints a table."""
+    dmcodec = str(Path(sys.executable).with_name("dmcodec"))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for kind in ("equal", "distinct"):
+            write_clips(tmp / kind, make_clips(args.clips, args.min_seconds, args.max_seconds,
+                                               kind == "equal"))
+        commands = {
+            "encode": lambda src, out: ["encode", str(src), "-o", str(out)],
+            "tokenize-corpus, batch 1": lambda src, out: [
+                "tokenize-corpus", str(src), "-o", str(out), "--workers", "1"],
+            f"tokenize-corpus, batch {args.batch}": lambda src, out: [
+                "tokenize-corpus", str(src), "-o", str(out), "--workers", "1",
+                "--batch-size", str(args.batch)],
+        }
+        for backend in args.backends:
+            for name, build in commands.items():
+                times = {}
+                for kind in ("equal", "distinct"):
+                    cache = tmp / f"jax_cache_{backend}_{len(rows)}_{kind}"
+                    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+                               JAX_COMPILATION_CACHE_DIR=str(cache))
+                    env.pop("RAY_ADDRESS", None)
+                    for run in ("cold", "warm"):
+                        out = tmp / f"out_{backend}_{len(rows)}_{kind}_{run}"
+                        command = [dmcodec, "--backend", backend, *build(tmp / kind, out),
+                                   "--model", args.model]
+                        seconds, proc = _timed(lambda c=command, e=env: subprocess.run(
+                            c, env=e, capture_output=True, text=True))
+                        if proc.returncode:
+                            _log(f"{' '.join(command)} failed:\n{proc.stderr[-2000:]}")
+                            return 1
+                        times[f"{kind}/{run}"] = seconds
+                        _log(f"{backend} {name} {kind} {run}: {seconds:.1f} s")
+                rows.append((backend, name, times))
+    audio = sum(len(c) for c in make_clips(args.clips, args.min_seconds, args.max_seconds,
+                                           False)) / 16000
+    print(f"\n{args.clips} clips, {args.min_seconds:g}-{args.max_seconds:g} s ({audio:.0f} s of "
+          f"audio), model {args.model}, encode only, seconds end to end per command (cold: "
+          "empty JAX compilation cache; warm: the same command again)\n")
+    print("| backend | command | equal cold | distinct cold | ratio | equal warm | distinct warm "
+          "| ratio | x real time (distinct, warm) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for backend, name, t in rows:
+        print(f"| {backend} | {name} | {t['equal/cold']:.1f} | {t['distinct/cold']:.1f} | "
+              f"{t['distinct/cold'] / t['equal/cold']:.2f}x | {t['equal/warm']:.1f} | "
+              f"{t['distinct/warm']:.1f} | {t['distinct/warm'] / t['equal/warm']:.2f}x | "
+              f"{audio / t['distinct/warm']:.0f}x |")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax", "torch"])
@@ -106,11 +176,16 @@ def main(argv=None):
     parser.add_argument("--min-seconds", type=float, default=1.0)
     parser.add_argument("--max-seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--commands", action="store_true",
+                        help="time `dmcodec encode` and `dmcodec tokenize-corpus` instead of "
+                        "the Python API")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         run_worker(args, args.worker)
         return 0
+    if args.commands:
+        return run_commands(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends:

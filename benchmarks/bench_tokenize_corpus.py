@@ -8,8 +8,16 @@ utterances/s and hours of audio per hour, end to end (Ray start-up, worker start
 model load and compilation included) and in steady state (audio seconds over the
 shards' encode time, divided among the workers).
 
+``--corpus DIR`` tokenizes an existing corpus instead (for the issue's target: the 200
+test-split utterances of ``python -m training.corpus``, ``data/tts_corpus/test``), and
+``--model`` picks the codec (default: the shipped ``dmcodec_small``; ``random`` for the
+random-weight preset built here). Speeds are multiples of real time (audio hours per
+hour).
+
 Usage:
     KERAS_BACKEND=tensorflow python benchmarks/bench_tokenize_corpus.py --copies 10
+    KERAS_BACKEND=tensorflow python benchmarks/bench_tokenize_corpus.py \
+        --corpus data/tts_corpus/test --configs 2x1,2x8 --shard-size 25
 """
 
 import argparse
@@ -55,6 +63,10 @@ def main():
     parser.add_argument("--shard-size", type=int, default=10)
     parser.add_argument("--configs", default="1x1,2x1,1x8",
                         help="comma-separated WORKERSxBATCH_SIZE runs (default 1x1,2x1,1x8)")
+    parser.add_argument("--corpus", default=None,
+                        help="an existing corpus folder instead of copies of the test clips")
+    parser.add_argument("--model", default="dmcodec_small",
+                        help="preset name or folder; 'random': dmcodec_small, random weights")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -64,13 +76,23 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="bench_tokenize_"))
     try:
-        count = build_corpus(work / "corpus", args.copies)
-        build_preset(work / "preset")
+        if args.corpus:
+            from keras_dmcodec.corpus import list_corpus
+
+            corpus = Path(args.corpus)
+            count = len(list_corpus(corpus)[0])
+        else:
+            corpus = work / "corpus"
+            count = build_corpus(corpus, args.copies)
+        model = args.model
+        if model == "random":
+            build_preset(work / "preset")
+            model = str(work / "preset")
         rows = []
         for config in args.configs.split(","):
             workers, batch = (int(x) for x in config.split("x"))
             start = time.perf_counter()
-            report = tokenize_corpus(work / "corpus", work / f"out_{config}", str(work / "preset"),
+            report = tokenize_corpus(corpus, work / f"out_{config}", model,
                                      workers=workers, batch_size=batch,
                                      shard_size=args.shard_size)
             wall = time.perf_counter() - start
@@ -83,11 +105,11 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     load = os.getloadavg()[0]
+    source = args.corpus or f"{args.copies} copies x 6 test utterances"
     print(f"\nbackend {keras.backend.backend()}, {os.cpu_count()} CPUs (load average {load:.1f}), "
-          f"dmcodec_small random weights, {args.copies} copies x 6 utterances, shard size "
-          f"{args.shard_size}")
-    print("| workers | batch | utts | audio h | wall s | utt/s | audio h per h (end to end) "
-          "| audio h per h (steady) |")
+          f"model {args.model}, corpus {source}, shard size {args.shard_size}")
+    print("| workers | batch | utts | audio h | wall s | utt/s | x real time (end to end) "
+          "| x real time (steady) |")
     print("|---|---|---|---|---|---|---|---|")
     for workers, batch, count, audio_s, wall, ups, rtf, steady in rows:
         print(f"| {workers} | {batch} | {count} | {audio_s / 3600:.3f} | {wall:.1f} | {ups:.2f} "

@@ -31,8 +31,8 @@ def register(subparsers):
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="Ray actors, each with its own model (default 1)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
-                        help="clips of equal length encoded together (default 1: codes "
-                        "bit-identical to `dmcodec encode`)")
+                        help="clips encoded together, padded with their lengths (default 1: "
+                        "codes bit-identical to `dmcodec encode`)")
     parser.add_argument("--shard-size", type=int, default=256, metavar="N",
                         help="utterances per Parquet shard (default 256)")
     parser.add_argument("--cpus-per-worker", type=float, default=None, metavar="N",

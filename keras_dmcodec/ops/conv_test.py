@@ -72,12 +72,24 @@ def test_phase_conv_equals_ops_conv(length, size, strides, groups):
                                ops.convert_to_numpy(expected), atol=1e-5)
 
 
-def test_phase_conv_2d_folds_the_first_axis():
-    """The multi-period discriminator's stride (3, 1), kernel (5, 1)."""
-    x, kernel = _rand(2, 23, 3, 4), _rand(5, 1, 4, 8)
-    expected = ops.conv(x, kernel, strides=(3, 1), padding="valid")
-    np.testing.assert_allclose(ops.convert_to_numpy(phase_conv(x, kernel, 3)),
-                               ops.convert_to_numpy(expected), atol=1e-5)
+@pytest.mark.parametrize("shape,size,strides,dilation,groups", [
+    ((2, 23, 3, 4), (5, 1), (3, 1), (1, 1), 1),  # the multi-period discriminator's layout
+    ((2, 12, 33, 4), (3, 9), (1, 2), (2, 1), 1),  # MS-STFT: frequency stride, time dilation
+    ((2, 17, 19, 4), (4, 3), (2, 3), (1, 1), 2),  # both axes folded, grouped
+])
+def test_phase_conv_2d(shape, size, strides, dilation, groups):
+    x, kernel = _rand(*shape), _rand(*size, shape[-1] // groups, 6)
+    # Dense, then every stride-th output (TensorFlow refuses strides with dilations).
+    dense = ops.conv(x, kernel, strides=1, padding="valid", dilation_rate=dilation)
+    expected = dense[:, ::strides[0], ::strides[1]]
+    got = phase_conv(x, kernel, strides, dilation)
+    np.testing.assert_allclose(ops.convert_to_numpy(got), ops.convert_to_numpy(expected),
+                               atol=1e-5)
+
+
+def test_phase_conv_rejects_dilation_on_a_strided_axis():
+    with pytest.raises(ValueError, match="dilation 1 where stride > 1"):
+        phase_conv(_rand(1, 20, 2), _rand(3, 2, 2), 2, 2)
 
 
 def test_phase_conv_rejects_input_shorter_than_kernel():

@@ -3,12 +3,13 @@
 Codes equal ``dmcodec encode`` of the same file: each file goes through
 ``keras_dmcodec.inference.encode_file`` (whole clip in one pass up to the
 chunk length, chunked with context beyond it), the function the command uses.
-With ``batch_size > 1``, clips of exactly equal length (after sorting each
-shard by duration) are encoded as one batch, never padded (padding would change
-the codes: reflect padding and the bidirectional LSTM see it). Batched
-kernels round differently from batch 1, so a few codes in ten thousand may then
-differ from a one-clip encoding (measured: docs/tokenize_corpus.md); the
-default ``batch_size=1`` is bit-identical.
+With ``batch_size > 1``, each shard's clips are sorted by duration and encoded
+``batch_size`` at a time by ``keras_dmcodec.inference.encode_batch``: padded to a
+shared length bucket, with each clip's length given to the model, so that every
+conv's reflect padding and every LSTM direction see only the clip's own samples.
+The codes equal each clip's codes alone apart from float near-ties (batched kernels
+round differently from batch 1; measured in docs/performance.md); the default
+``batch_size=1`` is bit-identical to ``dmcodec encode``.
 
 Keras is imported in ``ShardEncoder.__init__``, after the worker's backend is set:
 the driver imports this module too, and must not import Keras for it.
@@ -57,7 +58,7 @@ class ShardEncoder:
             with the same weights.
         out_dir: output directory (shared by all workers).
         n_q: codebooks to keep (None: all).
-        batch_size: clips of equal length encoded together (1: bit-identical
+        batch_size: clips encoded together, padded with lengths (1: bit-identical
             to ``dmcodec encode``).
         backend: Keras backend, set before Keras is imported in the worker.
         threads: CPU threads for the backend's kernels (None: backend default).
