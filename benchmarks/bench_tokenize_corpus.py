@@ -72,15 +72,19 @@ def main():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
+    from keras_dmcodec.ops.graphs import use_persistent_compilation_cache
     from keras_dmcodec.pipelines.tokenize import tokenize_corpus
 
     work = Path(tempfile.mkdtemp(prefix="bench_tokenize_"))
+    # As the CLI does: JAX keeps compiled programs on disk, shared with the Ray workers. A
+    # fresh folder, so the first configuration starts cold and later ones find the programs.
+    use_persistent_compilation_cache(work / "jax_cache")
     try:
         if args.corpus:
             from keras_dmcodec.corpus import list_corpus
 
             corpus = Path(args.corpus)
-            count = len(list_corpus(corpus)[0])
+            count = len(list_corpus(corpus).utterances)
         else:
             corpus = work / "corpus"
             count = build_corpus(corpus, args.copies)
@@ -89,10 +93,10 @@ def main():
             build_preset(work / "preset")
             model = str(work / "preset")
         rows = []
-        for config in args.configs.split(","):
+        for i, config in enumerate(args.configs.split(",")):
             workers, batch = (int(x) for x in config.split("x"))
             start = time.perf_counter()
-            report = tokenize_corpus(corpus, work / f"out_{config}", model,
+            report = tokenize_corpus(corpus, work / f"out_{i}_{config}", model,
                                      workers=workers, batch_size=batch,
                                      shard_size=args.shard_size)
             wall = time.perf_counter() - start

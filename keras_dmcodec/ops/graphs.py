@@ -77,7 +77,9 @@ def default_compilation_cache():
 
 def use_persistent_compilation_cache(directory=None):
     """On JAX, keeps compiled programs on disk, so that later processes (each ``dmcodec``
-    command is one) read them back instead of compiling every bucket size again.
+    command is one) read them back instead of compiling every bucket size again. Sets
+    ``JAX_COMPILATION_CACHE_DIR`` too, so that the processes it starts (local Ray workers)
+    share the cache.
 
     ``JAX_COMPILATION_CACHE_DIR``, when set, wins. Does nothing on other backends or when the
     directory cannot be created. Returns the directory in use, or None.
@@ -99,4 +101,7 @@ def use_persistent_compilation_cache(directory=None):
     except OSError:
         return None
     jax.config.update("jax_compilation_cache_dir", str(directory))
+    # Processes started from here (tokenize-corpus's local Ray workers, export workers)
+    # inherit the environment, and JAX reads this variable when it is imported.
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(directory)
     return directory

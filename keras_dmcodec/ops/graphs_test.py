@@ -29,7 +29,9 @@ def test_shape_agnostic_function_traces_once():
 
 
 def test_persistent_compilation_cache(monkeypatch, tmp_path):
-    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    # setenv first records the caller's value (or its absence), restored after the test.
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
     if keras.backend.backend() != "jax":
         assert use_persistent_compilation_cache(tmp_path) is None
         return
@@ -39,6 +41,7 @@ def test_persistent_compilation_cache(monkeypatch, tmp_path):
     try:
         assert use_persistent_compilation_cache(tmp_path / "c") == tmp_path / "c"
         assert jax.config.jax_compilation_cache_dir == str(tmp_path / "c")
+        assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "c")  # for workers
         monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "env"))
         assert use_persistent_compilation_cache(tmp_path / "c") == tmp_path / "env"
     finally:
