@@ -10,12 +10,15 @@ saves it as a checkpoint, and times encode and decode of the same speech-like in
   fixed per process), converted from the saved checkpoint with ``convert_checkpoint``.
 
 Each timing is a warm-up call (which includes compilation) then the median of
-``--repeats`` runs, batch 1. Our decode times decode the *reference's* codes, and the
-parity columns compare our codes with the reference's and our decoding of the reference's
-codes with the reference's decoding. Prints one Markdown table.
+``--repeats`` runs, of a batch of ``--batch`` clips (default 1; each clip its own
+speech-like signal). ``--size small`` uses the shipped ``dmcodec_small`` architecture
+(random weights) instead of the reference's base configuration. Our decode times decode
+the *reference's* codes, and the parity columns compare our codes with the reference's
+and our decoding of the reference's codes with the reference's decoding. Prints one
+Markdown table.
 
     python benchmarks/bench_speechtokenizer.py --lengths 10 60 --repeats 3 \\
-        --backends tensorflow jax torch
+        --backends tensorflow jax torch [--size small] [--batch 8]
 """
 
 import argparse
@@ -32,6 +35,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SAMPLE_RATE = 16000
 
@@ -67,27 +71,28 @@ def _log(message):
 
 
 # ------------------------------------------------------------------ reference side
-def run_reference(workdir, lengths, repeats):
+def run_reference(workdir, lengths, repeats, size="base", batch=1):
     """Builds and saves the reference model, times it, stores its codes and decodings."""
     import torch
+    from profile_stages import reference_config
 
-    from keras_dmcodec.convert.reference import REFERENCE_BASE_CONFIG, build_random_reference
+    from keras_dmcodec.convert.reference import build_random_reference
 
     torch.set_num_threads(os.cpu_count())
-    cfg = dict(REFERENCE_BASE_CONFIG)
+    cfg = reference_config(size)
     ref = build_random_reference(cfg, seed=0, probe_audio=speech_like(3, seed=123)[None])
     torch.save(ref.state_dict(), workdir / "reference.pt")
     (workdir / "config.json").write_text(json.dumps(cfg))
     results = {}
     for seconds in lengths:
-        audio = speech_like(seconds, seed=seconds)
-        x = torch.from_numpy(audio)[None, None]
+        audio = np.stack([speech_like(seconds, seed=seconds + 1000 * i) for i in range(batch)])
+        x = torch.from_numpy(audio)[:, None]
         with torch.inference_mode():
             encode_s, codes = _timed(lambda x=x: ref.encode(x), repeats)  # (n_q, 1, frames)
             decode_s, decoded = _timed(lambda c=codes: ref.decode(c), repeats)
         np.savez(workdir / f"reference_{seconds}.npz", audio=audio,
                  codes=codes.numpy().transpose(1, 0, 2).astype("int32"),
-                 decoded=decoded[:, 0].numpy())
+                 decoded=decoded[:, 0].numpy())  # audio [batch, samples]
         results[seconds] = dict(encode_s=encode_s, decode_s=decode_s)
         _log(f"speechtokenizer {seconds:g} s: encode {encode_s:.3f} s, decode {decode_s:.3f} s")
     return results
@@ -106,7 +111,7 @@ def run_worker(workdir, lengths, repeats):
     results = {"convert_s": time.perf_counter() - start, "lengths": {}}
     for seconds in lengths:
         ref = np.load(workdir / f"reference_{seconds}.npz")
-        audio = ref["audio"][None]
+        audio = ref["audio"]
         encode_s, codes = _timed(lambda a=audio: model.encode(a), repeats)
         decode_s, decoded = _timed(lambda c=ref["codes"]: model.decode(c), repeats)
         results["lengths"][str(seconds)] = dict(
@@ -141,7 +146,7 @@ def run_backend_worker(script, backend, workdir, args):
     return json.loads((workdir / f"result_{backend}.json").read_text())
 
 
-def format_table(reference, ours, lengths):
+def format_table(reference, ours, lengths, batch=1):
     """The Markdown table: one row per input length and implementation."""
     rows = [
         "| input | implementation | encode s | decode s | x real time | speed vs "
@@ -152,7 +157,7 @@ def format_table(reference, ours, lengths):
         base = reference[seconds]
         base_total = base["encode_s"] + base["decode_s"]
         rows.append(f"| {seconds:g} s | speechtokenizer (torch) | {base['encode_s']:.3f} | "
-                    f"{base['decode_s']:.3f} | {seconds / base_total:.1f} | 1.00 | - | - |")
+                    f"{base['decode_s']:.3f} | {batch * seconds / base_total:.1f} | 1.00 | - | - |")
         for backend, result in ours.items():
             if result is None:
                 rows.append(f"| {seconds:g} s | keras-dmcodec ({backend}) | failed | | | | | |")
@@ -161,7 +166,7 @@ def format_table(reference, ours, lengths):
             total = r["encode_s"] + r["decode_s"]
             rows.append(
                 f"| {seconds:g} s | keras-dmcodec ({backend}) | {r['encode_s']:.3f} | "
-                f"{r['decode_s']:.3f} | {seconds / total:.1f} | {base_total / total:.2f} | "
+                f"{r['decode_s']:.3f} | {batch * seconds / total:.1f} | {base_total / total:.2f} | "
                 f"{100 * r['code_agreement']:.2f} % | {r['max_abs_diff']:.1e} |"
             )
     return "\n".join(rows)
@@ -175,6 +180,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up")
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax", "torch"],
                         choices=["tensorflow", "jax", "torch"])
+    parser.add_argument("--size", choices=["base", "small"], default="base",
+                        help="base: the reference configuration; small: dmcodec_small's")
+    parser.add_argument("--batch", type=int, default=1, help="clips per call (default 1)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -185,13 +193,14 @@ def main(argv=None):
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench_speechtokenizer_") as tmp:
         workdir = Path(tmp)
-        reference = run_reference(workdir, lengths, args.repeats)
+        reference = run_reference(workdir, lengths, args.repeats, args.size, args.batch)
         ours = {b: _run_backend(b, workdir, lengths, args.repeats) for b in args.backends}
-    print(f"\nCPU threads: {os.cpu_count()}, batch 1, median of {args.repeats} runs after a "
-          "warm-up; decode times decode the reference's codes. 1-minute load average "
+    print(f"\nSize {args.size}, CPU threads: {os.cpu_count()}, batch {args.batch}, median of "
+          f"{args.repeats} runs after a warm-up; decode times decode the reference's codes. "
+          "1-minute load average "
           f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (other processes on the "
           "machine skew timings).\n")
-    print(format_table(reference, ours, lengths))
+    print(format_table(reference, ours, lengths, args.batch))
     conversions = ", ".join(f"{b} {r['convert_s']:.1f} s" for b, r in ours.items() if r)
     print(f"\nCheckpoint conversion (build + load): {conversions}")
     return 0 if all(ours.values()) else 1

@@ -16,6 +16,9 @@ export TF_CPP_MIN_LOG_LEVEL=3
 # another model instance, worker or process are read back instead of recompiled (measured:
 # models/dmcodec_test.py 317 s -> 192 s of CPU). Fresh per run unless set by the caller.
 export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$REPORTS/jax_cache}"
+# Small programs too (JAX keeps only those that took >= 1 s by default): model builds run
+# ~100 eager initialisers of ~90 ms each, the same in every worker and subprocess.
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0}"
 
 failed_backends=()
 for backend in $BACKENDS; do

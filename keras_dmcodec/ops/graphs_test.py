@@ -30,20 +30,24 @@ def test_shape_agnostic_function_traces_once():
 
 def test_persistent_compilation_cache(monkeypatch, tmp_path):
     # setenv first records the caller's value (or its absence), restored after the test.
-    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")
-    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     if keras.backend.backend() != "jax":
         assert use_persistent_compilation_cache(tmp_path) is None
         return
     import jax
 
     before = jax.config.jax_compilation_cache_dir
+    min_time = jax.config.jax_persistent_cache_min_compile_time_secs
     try:
         assert use_persistent_compilation_cache(tmp_path / "c") == tmp_path / "c"
         assert jax.config.jax_compilation_cache_dir == str(tmp_path / "c")
         assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "c")  # for workers
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0  # small ones too
         monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "env"))
         assert use_persistent_compilation_cache(tmp_path / "c") == tmp_path / "env"
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", min_time)
     assert os.path.isdir(tmp_path / "c")
