@@ -79,7 +79,8 @@ def use_persistent_compilation_cache(directory=None):
     """On JAX, keeps compiled programs on disk, so that later processes (each ``dmcodec``
     command is one) read them back instead of compiling every bucket size again. Sets
     ``JAX_COMPILATION_CACHE_DIR`` too, so that the processes it starts (local Ray workers)
-    share the cache.
+    share the cache, and keeps programs of any compile time (unless
+    ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` is set).
 
     ``JAX_COMPILATION_CACHE_DIR``, when set, wins. Does nothing on other backends or when the
     directory cannot be created. Returns the directory in use, or None.
@@ -91,22 +92,23 @@ def use_persistent_compilation_cache(directory=None):
     """
     if keras.backend.backend() != "jax":
         return None
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
     import jax  # deferred: backend-specific
 
+    if not os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        # Keep small programs too (JAX's default keeps those that took >= 1 s to compile):
+        # the ~100 eager weight initialisers of a model build compile in ~90 ms each, 9 s of
+        # a 15 s model load on this CPU, in every process. Processes started from here
+        # (tokenize-corpus's local Ray workers) inherit the environment, which JAX reads
+        # when it is imported.
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
     directory = Path(directory or default_compilation_cache()).expanduser()
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
     jax.config.update("jax_compilation_cache_dir", str(directory))
-    # Keep small programs too (JAX's default keeps those that took >= 1 s to compile): the
-    # ~100 eager weight initialisers of a model build compile in ~90 ms each, 9 s of a
-    # 15 s model load on this CPU, in every process.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    # Processes started from here (tokenize-corpus's local Ray workers, export workers)
-    # inherit the environment, and JAX reads these variables when it is imported.
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(directory)
-    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     return directory
