@@ -88,11 +88,11 @@ def run_reference(workdir, lengths, repeats, size="base", batch=1):
         audio = np.stack([speech_like(seconds, seed=seconds + 1000 * i) for i in range(batch)])
         x = torch.from_numpy(audio)[:, None]
         with torch.inference_mode():
-            encode_s, codes = _timed(lambda x=x: ref.encode(x), repeats)  # (n_q, 1, frames)
+            encode_s, codes = _timed(lambda x=x: ref.encode(x), repeats)  # (n_q, batch, frames)
             decode_s, decoded = _timed(lambda c=codes: ref.decode(c), repeats)
-        np.savez(workdir / f"reference_{seconds}.npz", audio=audio,
+        np.savez(workdir / f"reference_{seconds}.npz", audio=audio,  # [batch, samples]
                  codes=codes.numpy().transpose(1, 0, 2).astype("int32"),
-                 decoded=decoded[:, 0].numpy())  # audio [batch, samples]
+                 decoded=decoded[:, 0].numpy())
         results[seconds] = dict(encode_s=encode_s, decode_s=decode_s)
         _log(f"speechtokenizer {seconds:g} s: encode {encode_s:.3f} s, decode {decode_s:.3f} s")
     return results

@@ -16,6 +16,7 @@ from keras_dmcodec.layers.conv import (
     weight_norm_kernel,
 )
 from keras_dmcodec.ops.conv import conv as channels_last_conv
+from keras_dmcodec.ops.conv import per_axis
 
 
 def _leaky_conv_stack(convs, conv_post, x, training):
@@ -80,14 +81,11 @@ class DiscriminatorConv(keras.layers.Layer):
         if rank not in (1, 2):
             raise ValueError(f"rank must be 1 or 2, got {rank}")
 
-        def tup(v):
-            return tuple(int(i) for i in v) if isinstance(v, (list, tuple)) else (int(v),) * rank
-
         self.filters = int(filters)
-        self.kernel_size = tup(kernel_size)
-        self.strides = tup(strides)
-        self.dilation_rate = tup(dilation_rate)
-        self.padding = tup(padding)
+        self.kernel_size = per_axis(kernel_size, rank)
+        self.strides = per_axis(strides, rank)
+        self.dilation_rate = per_axis(dilation_rate, rank)
+        self.padding = per_axis(padding, rank)
         self.groups = int(groups)
         self.norm = norm
         self.rank = rank

@@ -23,6 +23,19 @@ import keras
 from keras import ops
 
 
+def per_axis(value, rank):
+    """``value`` (an int, or one int per spatial axis) as a tuple of ``rank`` ints.
+
+    Example:
+
+    >>> per_axis(3, 2), per_axis([2, 1], 2)
+    ((3, 3), (2, 1))
+    """
+    if isinstance(value, (list, tuple)):
+        return tuple(int(v) for v in value)
+    return (int(value),) * rank
+
+
 def conv1d(inputs, kernel, strides=1, dilation_rate=1):
     """``ops.conv(inputs, kernel, strides, "valid", "channels_last", dilation_rate)``.
 
@@ -107,9 +120,7 @@ def conv(inputs, kernel, strides=1, dilation_rate=1):
     (1, 1, 3, 8)
     """
     rank = len(kernel.shape) - 2
-    strides = (strides,) * rank if isinstance(strides, int) else tuple(strides)
-    dilation_rate = ((dilation_rate,) * rank if isinstance(dilation_rate, int)
-                     else tuple(dilation_rate))
+    strides, dilation_rate = per_axis(strides, rank), per_axis(dilation_rate, rank)
     if rank == 1:
         return conv1d(inputs, kernel, strides=strides[0], dilation_rate=dilation_rate[0])
     if keras.backend.backend() == "jax" and max(strides) > 1 and set(dilation_rate) == {1}:
@@ -159,9 +170,7 @@ def phase_conv(inputs, kernel, strides, dilation_rate=1):
     x = ops.convert_to_tensor(inputs)
     w = ops.convert_to_tensor(kernel)
     rank = len(w.shape) - 2
-    strides = (strides,) * rank if isinstance(strides, int) else tuple(strides)
-    dilation_rate = ((dilation_rate,) * rank if isinstance(dilation_rate, int)
-                     else tuple(dilation_rate))
+    strides, dilation_rate = per_axis(strides, rank), per_axis(dilation_rate, rank)
     for axis, (stride, dilation) in enumerate(zip(strides, dilation_rate, strict=True)):
         if stride == 1:
             continue
