@@ -11,12 +11,15 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut 
 
 install: $(STAMP)
 
-# Debian TTS voices (corpus builder, test speech) and sox; installed only when missing.
-DEB_PACKAGES := flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox
+# Debian TTS voices (corpus builder, test speech), sox, and Chromium + its WebDriver (the
+# listening report's browser test); installed only when missing.
+DEB_PACKAGES := flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox \
+  chromium chromium-driver
 
 $(STAMP): pyproject.toml Makefile
 	@if ! command -v flite >/dev/null || ! command -v text2wave >/dev/null \
 	    || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null \
+	    || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
 	    || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then \
 	  echo "installing Debian packages: $(DEB_PACKAGES)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -144,7 +144,11 @@ def load_audio(path, sample_rate=None):
 
 
 def write_audio(path, audio, sample_rate, overwrite=False):
-    """Writes 16-bit PCM WAV atomically (temp file + rename); refuses to overwrite unless asked."""
+    """Writes 16-bit PCM audio atomically (temp file + rename); refuses to overwrite unless asked.
+
+    The format follows the suffix: FLAC for ``.flac`` (lossless, about half the size; what
+    listening reports link), WAV otherwise.
+    """
     import soundfile as sf
 
     path = Path(path)
@@ -152,7 +156,8 @@ def write_audio(path, audio, sample_rate, overwrite=False):
         raise FileExistsError(f"{path}: already exists (use overwrite/--force to replace it)")
     audio = np.asarray(audio, dtype=np.float32)
     with atomic_output(path) as tmp:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16",
+                 format="FLAC" if path.suffix.lower() == ".flac" else "WAV")
     return path
 
 

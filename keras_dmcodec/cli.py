@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_dmcodec.audio import bundled_sample, load_audio, write_audio
+from keras_dmcodec.corpus import transcript_of
 from keras_dmcodec.evaluation.metrics import mel_distance, si_snr, stoi
 from keras_dmcodec.presets import locate_preset
 from keras_dmcodec.utils.files import atomic_output
@@ -103,10 +104,15 @@ def _demo(args):
     # deferred: Keras is imported once main() has chosen the backend.
     import keras
 
+    # The report's modules import Keras (through the ASR layer), which must wait for main().
+    from keras_dmcodec.asr import make_asr  # deferred: imports Keras
+    from keras_dmcodec.evaluation.html_report import RoundtripReport  # deferred: likewise
+
     out_dir = Path(args.out)
     wav_out = out_dir / "decoded.wav"
     codes_out = out_dir / "codes.npz"
-    for path in (wav_out, codes_out):
+    report_out = out_dir / "report.html"
+    for path in (wav_out, codes_out, report_out):
         if path.exists() and not args.force:
             raise FileExistsError(f"{path}: already exists (use --force to replace it)")
 
@@ -119,7 +125,8 @@ def _demo(args):
             f"{model.seed}), asked for because no trained weights ship: the reconstruction is "
             "not meaningful speech. Codebooks are k-means initialised on the input clip."
         )
-    source = Path(args.input) if args.input else bundled_sample()[0]
+    source, text = (Path(args.input), transcript_of(args.input)) if args.input \
+        else bundled_sample()
     audio, sr = load_audio(source, sample_rate=model.sample_rate)
     batch = audio[None]
     if random_weights:
@@ -164,6 +171,13 @@ def _demo(args):
         np.savez(tmp, codes=codes.astype(np.int16 if model.codebook_size <= 32768 else np.int32),
                  sample_rate=sr, n_q=n_q, num_samples=len(audio))
     print(f"wrote        : {wav_out} and {codes_out}")
+    judge = make_asr("whisper")
+    report = RoundtripReport(report_out, resolved.name, {
+        "model": description, "codebooks": f"{n_q} ({model.bitrate(n_q):.0f} bit/s)",
+        "ASR judge": judge.description, "backend": keras.backend.backend()}, judge=judge)
+    report.add(source.name, audio, decoded, sr, text=text, bitrate=model.bitrate(n_q), n_q=n_q)
+    print(f"report       : {report.write()} (open it in a browser: audio players, "
+          "spectrograms, metrics, what an ASR judge heard)")
     if random_weights:
         print("note         : random weights -- metrics show the pipeline works, not quality")
     return 0

@@ -139,6 +139,32 @@ def _read_trans_txt(folder, problems):
     return texts
 
 
+def transcript_of(path):
+    """The transcript of one audio file, where one lies beside it; None otherwise.
+
+    Looked for in the file's own folder: a line ``<stem> <text>`` of a LibriSpeech
+    ``*.trans.txt`` file, else the text of a ``<stem>.txt`` file.
+    """
+    path = Path(path)
+    for trans in sorted(path.parent.glob("*" + TRANSCRIPT_SUFFIX)):
+        try:
+            lines = trans.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            utt_id, _, text = line.strip().partition(" ")
+            if utt_id == path.stem and text.strip():
+                return text.strip()
+    sidecar = path.with_suffix(".txt")
+    if sidecar.is_file():
+        try:
+            text = " ".join(sidecar.read_text(encoding="utf-8").split())
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text or None
+    return None
+
+
 def _relative_id(path, base):
     try:
         return path.relative_to(base).with_suffix("").as_posix()

@@ -96,6 +96,34 @@ def test_encode_decode_roundtrip(workspace):
     assert (root / "rt" / "a.wav").is_file()
     assert not [p for p in root.rglob(".tmp_*")]  # atomic writes leave no temp files
 
+    # the listening report of one file, with a transcript and the Whisper judge
+    page = root / "report" / "rt.html"
+    rt = _run("roundtrip", "in/a.wav", "--model", "preset", "--html", page, "--text",
+              "The quick brown fox", cwd=root)
+    assert rt.returncode == 0, rt.stderr[-2000:]
+    assert f"wrote listening report {page}" in rt.stdout
+    html = page.read_text()
+    assert "<b>Transcript:</b> The quick brown fox" in html and "ASR heard:" in html
+    assert html.count("<audio ") == 2 and "whisper-tiny.en" in html
+    for folder in ("original", "reconstruction"):
+        assert (root / "report" / "report_audio" / folder / "a.flac").is_file()
+
+
+def test_demo_prints_metrics_and_writes_its_report(workspace):
+    root, _ = workspace
+    demo = _run("demo", "--model", "preset", "-o", "demo", cwd=root)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    for label in ("codes        : shape (1, 4, 339)", "bitrate      : 1000 bit/s", "STOI",
+                  "wrote        : demo/decoded.wav and demo/codes.npz",
+                  "report       : demo/report.html"):
+        assert label in demo.stdout, demo.stdout
+    page = (root / "demo" / "report.html").read_text()
+    # the bundled sample's transcript (sample_16k.txt beside it) is the reference
+    assert "<b>Transcript:</b> The quick brown fox jumps over the lazy dog." in page
+    assert (root / "demo" / "report_audio" / "reconstruction" / "sample_16k.flac").is_file()
+    again = _run("demo", "--model", "preset", "-o", "demo", cwd=root)
+    assert again.returncode == 1 and "already exists (use --force" in again.stderr
+
 
 DRIVER = textwrap.dedent(
     """
@@ -167,6 +195,13 @@ def test_bad_inputs_give_one_line_errors(workspace):
                                     str(bad / "o12"), "--model", "dmcodec_base"],
         "n_q must be an integer in [1, 4]": ["encode", str(root / "in" / "a.wav"), "-o",
                                             str(bad / "o13"), *model, "--n-q", "9"],
+        "the report must be an .html file": ["roundtrip", str(root / "in" / "a.wav"), *model,
+                                             "--html", str(bad / "o16" / "page.txt")],
+        "--text gives one transcript, but there are 2 input files": [
+            "roundtrip", str(root / "in"), *model, "--html", str(bad / "o17" / "r.html"),
+            "--text", "hello"],
+        "--text is for the --html report": ["roundtrip", str(root / "in" / "a.wav"), *model,
+                                            "--text", "hello"],
     }
     result = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(list(cases.values()))],
                             cwd=root, env=ENV, capture_output=True, text=True, timeout=600)
@@ -179,6 +214,7 @@ def test_bad_inputs_give_one_line_errors(workspace):
         assert expected.strip() in lines[0], (expected, lines[0])
     assert not [p for p in bad.rglob("*.npz") if p.parent.name.startswith("o")]
     assert not [p for p in bad.rglob("*.wav") if p.parent.name.startswith("o")]
+    assert not [p for p in bad.rglob("*.html")] and not (bad / "o17").exists()
 
     # The console script itself: exit status and a single stderr line.
     missing = _run("decode", "nothing.npz", "-o", "x", cwd=root)

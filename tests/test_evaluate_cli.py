@@ -46,6 +46,10 @@ def test_evaluate_command(tmp_path):
     summary = json.loads((out / "results.json").read_text())["summary"]
     assert [(r["system"], r["n_q"]) for r in summary] == [("original", None), ("tiny_preset", 1)]
     assert np.isfinite(summary[1]["stoi"]) and summary[1]["perplexity"] >= 1.0
+    # the listening report, on by default: the one readable utterance, both rows as players
+    assert str(out / "report.html") in done.stdout
+    page = (out / "report.html").read_text()
+    assert page.count("<audio ") == 2 and 'id="utt-104-1-0000"' in page
 
     # bad input: one clear line, exit status 1
     bad = _dmcodec("evaluate", "--model", preset, "--data", tmp_path / "nothing", "-o", out,

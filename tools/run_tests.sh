@@ -20,6 +20,12 @@ export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$REPORTS/jax_cach
 # ~100 eager initialisers of ~90 ms each, the same in every worker and subprocess.
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0}"
 
+# The listening report's browser test fails, rather than skips, without Chromium: make install
+# puts Debian's chromium and chromium-driver on the machine.
+export DMCODEC_REQUIRE_BROWSER="${DMCODEC_REQUIRE_BROWSER:-1}"
+# Its screenshot (and any later test artifacts) land here.
+export DMCODEC_TEST_ARTIFACTS="${DMCODEC_TEST_ARTIFACTS:-$PWD/outputs/test_artifacts}"
+
 failed_backends=()
 for backend in $BACKENDS; do
   echo "=== KERAS_BACKEND=$backend"

@@ -9,13 +9,14 @@
   ``Wav2Vec2ForCTC`` checkpoint run in Keras (the DM-Codec reference's ASR);
 - ``make_asr(spec)``: ``whisper``, ``whisper:DIR``, ``ctc:DIR`` (``register_asr`` adds kinds),
   used by ``dmcodec evaluate --asr`` and ``dmcodec cache-teachers --asr``;
-- ``error_rates`` / ``normalize_text``: corpus WER and WIL with Whisper's text normaliser.
+- ``error_rates`` / ``normalize_text`` / ``align_words``: corpus WER and WIL with Whisper's text
+  normaliser, and the word alignment behind them (for marking errors).
 """
 
 from keras_dmcodec.asr.base import Transcriber
 from keras_dmcodec.asr.ctc import CTCTranscriber, CTCVocabulary
 from keras_dmcodec.asr.registry import ACCEPTED_SPECS, DEFAULT_ASR, make_asr, register_asr
-from keras_dmcodec.asr.scoring import error_rates, normalize_text
+from keras_dmcodec.asr.scoring import align_words, error_rates, normalize_text
 from keras_dmcodec.asr.whisper import WhisperTranscriber
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_ASR",
     "Transcriber",
     "WhisperTranscriber",
+    "align_words",
     "error_rates",
     "make_asr",
     "normalize_text",

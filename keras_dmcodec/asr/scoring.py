@@ -75,3 +75,45 @@ def error_rates(references, hypotheses):
         "insertions": int(out.insertions),
         "words": int(out.hits + out.substitutions + out.deletions),
     }
+
+
+def align_words(reference, hypothesis):
+    """Word-level alignment of one normalised hypothesis against its reference.
+
+    The alignment is jiwer's (the one ``error_rates`` counts), so the marks a report
+    draws add up to the WER it prints.
+
+    Args:
+        reference: transcript (str).
+        hypothesis: ASR output (str).
+
+    Returns:
+        list of ``(op, reference_word, hypothesis_word)``; ``op`` is ``"equal"``,
+        ``"substitute"``, ``"delete"`` (``hypothesis_word`` None) or ``"insert"``
+        (``reference_word`` None).
+
+    >>> align_words("the cat sat", "the hat sat down")
+    [('equal', 'the', 'the'), ('substitute', 'cat', 'hat'), ('equal', 'sat', 'sat'), \
+('insert', None, 'down')]
+    """
+    # Optional dependency of the eval extra, needed only to score.
+    import jiwer
+
+    ref = normalize_text(reference).split()
+    hyp = normalize_text(hypothesis).split()
+    if not ref:
+        return [("insert", None, word) for word in hyp]
+    if not hyp:
+        return [("delete", word, None) for word in ref]
+    out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+    ops = []
+    for chunk in out.alignments[0]:
+        r = ref[chunk.ref_start_idx:chunk.ref_end_idx]
+        h = hyp[chunk.hyp_start_idx:chunk.hyp_end_idx]
+        if chunk.type == "insert":
+            ops += [("insert", None, w) for w in h]
+        elif chunk.type == "delete":
+            ops += [("delete", w, None) for w in r]
+        else:  # equal / substitute: the same number of words on both sides
+            ops += [(chunk.type, a, b) for a, b in zip(r, h, strict=True)]
+    return ops

@@ -18,9 +18,11 @@ import numpy as np
 import soundfile as sf
 
 from keras_dmcodec import inference
+from keras_dmcodec.asr import make_asr
 from keras_dmcodec.audio import AUDIO_SUFFIXES, AudioError, load_audio, write_audio
-from keras_dmcodec.corpus import list_files
+from keras_dmcodec.corpus import list_files, transcript_of
 from keras_dmcodec.evaluation import mel_distance, stoi
+from keras_dmcodec.evaluation.html_report import RoundtripReport
 from keras_dmcodec.models.loader import resolve_model
 from keras_dmcodec.presets import PresetError, find_named_preset
 from keras_dmcodec.tokens import SUFFIX, TokenFile, check_compatible, load_tokens, save_tokens
@@ -75,6 +77,16 @@ def register(subparsers):
     rt.add_argument("--n-q", type=int, default=None, help="codebooks to use (default: all)")
     _add_chunk_args(rt)
     rt.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    rt.add_argument("--html", default=None, metavar="OUT.html",
+                    help="also write a listening report: players, spectrograms, metrics and "
+                    "what the ASR judge heard, audio in report_audio/ beside it")
+    rt.add_argument("--text", default=None,
+                    help="transcript for the report (one input file; default: a *.trans.txt "
+                    "line or <name>.txt beside the file, else the judge's transcript of the "
+                    "original)")
+    rt.add_argument("--asr", default="whisper", metavar="SPEC",
+                    help="ASR judge of the report (as in 'dmcodec evaluate'; 'none': no "
+                    "transcripts)")
     rt.set_defaults(handler=roundtrip_command)
 
 
@@ -312,6 +324,28 @@ def decode_command(args):
     return 0
 
 
+def _roundtrip_report(args, resolved, n_q, count):
+    """The ``--html`` listening report's builder, or None; checks its arguments first."""
+    if args.text is not None and count != 1:
+        raise CommandError(f"--text gives one transcript, but there are {count} input files")
+    if not args.html:
+        if args.text is not None:
+            raise CommandError("--text is for the --html report; add --html OUT.html")
+        return None
+    html = Path(args.html)
+    if html.suffix.lower() not in (".html", ".htm"):
+        raise CommandError(f"{html}: the report must be an .html file")
+    _check_not_exists([html], args.force)
+    _prepare_out_dir(html.parent)
+    judge = None if args.asr == "none" else make_asr(args.asr)
+    model = resolved.model
+    settings = {"model": resolved.description,
+                "codebooks": f"{n_q} of {model.n_q} ({model.bitrate(n_q):.0f} bit/s)",
+                "ASR judge": judge.description if judge else "none",
+                "backend": keras.backend.backend()}
+    return RoundtripReport(html, resolved.name, settings, judge=judge)
+
+
 def roundtrip_command(args):
     files = collect_inputs(args.inputs, AUDIO_SUFFIXES, "audio")
     out = Path(args.out) if args.out else None
@@ -322,6 +356,7 @@ def roundtrip_command(args):
     model = resolved.model
     n_q = model.quantizer.check_n_q(args.n_q)
     chunk, context = _chunk_frames(model, args)
+    report = _roundtrip_report(args, resolved, n_q, len(targets))
     if out:  # everything is checked: only now create the folder
         _prepare_out_dir(out)
     print(f"model {resolved.description}: {n_q} codebooks, {model.bitrate(n_q):.0f} bit/s")
@@ -345,4 +380,9 @@ def roundtrip_command(args):
               f"{mel:9.3f} {intelligibility:6.3f}", flush=True)
         if target is not None:
             write_audio(target, decoded, sr, overwrite=args.force)
+        if report is not None:
+            report.add(src.name, audio, decoded, sr, bitrate=model.bitrate(n_q), n_q=n_q,
+                       text=args.text or transcript_of(src))
+    if report is not None:
+        print(f"wrote listening report {report.write()}")
     return 0

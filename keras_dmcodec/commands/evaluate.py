@@ -2,6 +2,7 @@
 SI-SNR, bitrate, codebook use) for one or more models over a corpus, offline.
 """
 
+import argparse
 from pathlib import Path
 
 from keras_dmcodec.evaluation.report import markdown_table
@@ -13,8 +14,9 @@ def register(subparsers):
         "evaluate", help="score models on a corpus: WER/WIL (offline ASR), ViSQOL, STOI, ...",
         description="Encode and decode every utterance of a corpus with each model (and n_q), "
         "score the reconstruction against the original and transcribe it with an offline ASR "
-        "judge. Writes results.md/.csv/.json and PNG plots to the output folder; re-running "
-        "with the same folder resumes.")
+        "judge. Writes results.md/.csv/.json, PNG plots and a listening report (report.html: "
+        "tables, audio players, spectrograms, word errors; opens from the file system) to the "
+        "output folder; re-running with the same folder resumes.")
     parser.add_argument("--model", action="append", default=[], metavar="PRESET_OR_DIR",
                         help="preset name, preset folder or keras-hub handle; random:NAME for "
                         "the architecture with random weights; repeat for several models")
@@ -38,6 +40,12 @@ def register(subparsers):
                         "v0.3 did (default 0: each utterance at its own length)")
     parser.add_argument("-o", "--out", required=True, help="output folder (resumes if present)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--html", action=argparse.BooleanOptionalAction, default=True,
+                        help="write the listening report report.html with its audio in "
+                        "report_audio/ (default: on; --no-html skips it)")
+    parser.add_argument("--listen", nargs="+", default=None, metavar="ID",
+                        help="utterance ids for the report's listening panel (default: the 5 "
+                        "best, 5 median and 5 worst by STOI of the first model)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -49,7 +57,8 @@ def run(args):
     out = run_evaluation(args.model, args.data, Path(args.out), n_qs=args.n_q,
                          references=args.reference, judge=args.asr,
                          visqol_mapper=args.visqol_mapper, progress=not args.no_progress,
-                         plots=not args.no_plots, bucket_seconds=args.bucket_seconds)
+                         plots=not args.no_plots, bucket_seconds=args.bucket_seconds,
+                         html=args.html, listen=args.listen)
 
     result = out["result"]
     print(markdown_table(out["rows"]), end="")

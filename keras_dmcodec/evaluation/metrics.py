@@ -123,6 +123,33 @@ class ViSQOLSpeech:
         return {"moslqo": float(result.moslqo), "vnsim": float(result.vnsim)}
 
 
+def reconstruction_scores(reference, estimate, sample_rate=16000, visqol=None):
+    """Every reconstruction metric of one utterance, as ``dmcodec evaluate`` records them.
+
+    Args:
+        reference: float ``[samples]``, the original.
+        estimate: float ``[samples]``, the reconstruction (same length).
+        sample_rate: int.
+        visqol: a ``ViSQOLSpeech`` (built once per run: it loads its model), or None
+            for a new one with ViSQOL's own lattice mapping.
+
+    Returns:
+        dict with ``stoi``, ``visqol`` (MOS-LQO), ``visqol_nsim``, ``pesq``,
+        ``mel_distance`` and ``si_snr``.
+    """
+    visqol = visqol or ViSQOLSpeech()
+    estimate = np.asarray(estimate, np.float32)
+    quality = visqol(reference, estimate, sample_rate)
+    return {
+        "stoi": stoi(reference, estimate, sample_rate),
+        "visqol": quality["moslqo"],
+        "visqol_nsim": quality["vnsim"],
+        "pesq": pesq_wb(reference, estimate, sample_rate),
+        "mel_distance": mel_distance(reference, estimate, sample_rate),
+        "si_snr": si_snr(reference, estimate),
+    }
+
+
 def code_histograms(codes, codebook_size):
     """Counts of each code per quantizer: ``codes [n_q, frames]`` -> int64 ``[n_q, size]``."""
     codes = np.asarray(codes)

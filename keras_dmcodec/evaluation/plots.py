@@ -4,7 +4,8 @@
   reconstruction, on one colour scale, with its scores and what the ASR judge heard;
 - ``codebook_usage.png``: per-quantizer share of codes used and perplexity;
 - ``metrics_vs_bitrate.png``: WER, ViSQOL, STOI, PESQ, mel distance and SI-SNR
-  against bitrate, one line per model, the original audio as a dashed reference.
+  against bitrate, one line per model, the original audio as a dashed reference;
+- ``write_spectrogram_image``: bare spectrogram PNGs for the HTML listening report.
 """
 
 import math
@@ -43,7 +44,8 @@ def _save(fig, path):
     return Path(path)
 
 
-def _log_mel(audio, sample_rate):
+def log_mel(audio, sample_rate):
+    """Log-mel spectrogram in dB, ``[80 mel bins, frames]`` (10 ms hop), as the figures show it."""
     import librosa
 
     mel = librosa.feature.melspectrogram(y=np.asarray(audio, np.float32), sr=sample_rate,
@@ -60,7 +62,7 @@ def plot_spectrograms(path, panels, sample_rate=16000):
             optional ``subtitle``; the first is the original and sets the colour scale.
     """
     plt = _pyplot()
-    mels = [_log_mel(p["audio"], sample_rate) for p in panels]
+    mels = [log_mel(p["audio"], sample_rate) for p in panels]
     vmax = float(mels[0].max())
     vmin = vmax - 80.0
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.5 * len(panels) + 0.4),
@@ -79,6 +81,26 @@ def plot_spectrograms(path, panels, sample_rate=16000):
     axes[-1, 0].set_xlabel("time (s)")
     fig.colorbar(image, ax=axes[:, 0].tolist(), label="dB", pad=0.01, fraction=0.025)
     return _save(fig, path)
+
+
+def write_spectrogram_image(path, mel, vmin, vmax, levels=64):
+    """A bare spectrogram image for web pages: one pixel per mel bin and 10 ms frame, low
+    frequencies at the bottom, ``levels`` magma colours from ``vmin`` to ``vmax`` dB, no axes.
+
+    A palette PNG (one byte per pixel): about 4 kB per second of speech, against about
+    14 kB for a full-colour one.
+    """
+    from matplotlib import colormaps
+    from PIL import Image  # matplotlib's own dependency
+
+    scaled = (np.clip(mel, vmin, vmax) - vmin) / max(vmax - vmin, 1e-9)
+    index = np.round(scaled[::-1] * (levels - 1)).astype(np.uint8)
+    palette = (colormaps["magma"](np.linspace(0.0, 1.0, levels))[:, :3] * 255).round()
+    image = Image.fromarray(index, mode="P")
+    image.putpalette(palette.astype(np.uint8).ravel().tolist())
+    with atomic_output(path) as tmp:
+        image.save(tmp, format="PNG", optimize=True)
+    return Path(path)
 
 
 def plot_codebook_usage(path, rows):

@@ -91,7 +91,8 @@ def summarize(records, order=None):
     return rows
 
 
-def _cell(row, key, fmt):
+def format_cell(row, key, fmt):
+    """One summary cell as text (``–`` for a missing or NaN value)."""
     value = row.get(key)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -103,7 +104,7 @@ def markdown_table(rows):
     lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |",
              "|" + "|".join("---" if k == "label" else "---:" for k, _, _ in COLUMNS) + "|"]
     for row in rows:
-        cells = [_cell(row, k, f).replace("|", "/") for k, _, f in COLUMNS]
+        cells = [format_cell(row, k, f).replace("|", "/") for k, _, f in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -23,6 +23,11 @@ from keras_dmcodec.asr import error_rates, make_asr
 from keras_dmcodec.audio import AudioError, load_audio, write_audio
 from keras_dmcodec.corpus import list_corpus
 from keras_dmcodec.evaluation import metrics
+from keras_dmcodec.evaluation.html_report import (
+    evaluation_settings,
+    select_listening_set,
+    write_evaluation_report,
+)
 from keras_dmcodec.evaluation.layout import RESULTS_FILE, RUN_FILE, showcase_path
 from keras_dmcodec.evaluation.plots import write_plots
 from keras_dmcodec.evaluation.report import write_reports
@@ -84,20 +89,8 @@ def _sparse_counts(histograms):
             for row in histograms]
 
 
-def _score(reference, estimate, sample_rate, visqol):
-    quality = visqol(reference, estimate, sample_rate)
-    return {
-        "stoi": metrics.stoi(reference, estimate, sample_rate),
-        "visqol": quality["moslqo"],
-        "visqol_nsim": quality["vnsim"],
-        "pesq": metrics.pesq_wb(reference, estimate, sample_rate),
-        "mel_distance": metrics.mel_distance(reference, estimate, sample_rate),
-        "si_snr": metrics.si_snr(reference, estimate),
-    }
-
-
 def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper="lattice",
-             showcase=1, progress=True, log=None):
+             showcase=1, progress=True, log=None, keep_audio_ids=()):
     """Runs the evaluation and returns the list of per-utterance records.
 
     Args:
@@ -109,8 +102,10 @@ def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper=
         judge: a ``keras_dmcodec.asr.Transcriber`` or ASR spec (default ``whisper``:
             Whisper tiny.en).
         visqol_mapper: ``"lattice"`` (ViSQOL's default) or ``"polynomial"``.
-        showcase: number of utterances (in id order) whose original and
-            reconstructed audio are written to ``audio/`` for the spectrogram plot.
+        showcase: number of utterances (in corpus order) whose original and
+            reconstructed audio are kept in ``report_audio/`` (the spectrogram plot).
+        keep_audio_ids: ids of further utterances whose audio is kept (the listening
+            report's); for utterances already scored, only the missing audio is made.
         progress: show a progress bar on stderr.
         log: callable for one-line messages (default: through the progress bar).
 
@@ -154,10 +149,16 @@ def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper=
         say(f"resuming: {done_before} cached results in {out_dir / RESULTS_FILE} are reused")
     skipped, computed = [], 0
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / RESULTS_FILE, "a") as results:
+    results_path = out_dir / RESULTS_FILE
+    if results_path.is_file() and results_path.stat().st_size:
+        with open(results_path, "rb+") as results:  # a line cut short by an interrupted run:
+            results.seek(-1, os.SEEK_END)           # end it, or the next record joins it
+            if results.read(1) != b"\n":
+                results.write(b"\n")
+    with open(results_path, "a") as results:
         for index, utt in enumerate(bar):
             todo = [(s, n) for s, n in plan if (s.key, n, utt.id) not in records]
-            keep_audio = index < showcase
+            keep_audio = index < showcase or utt.id in keep_audio_ids
             if keep_audio:
                 todo += [(s, n) for s, n in plan if (s, n) not in todo
                          and not showcase_path(out_dir, s.key, n, utt.id).is_file()]
@@ -187,7 +188,7 @@ def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper=
                     "path": str(utt.path), "duration_s": len(audio) / sr,
                     "bitrate": system.bitrate(n_q), "text": utt.text,
                     "hypothesis": hypothesis, "wer": rates["wer"], "wil": rates["wil"],
-                    **_score(audio, np.asarray(audio_hat, np.float32), sr, visqol),
+                    **metrics.reconstruction_scores(audio, audio_hat, sr, visqol),
                 }
                 if not system.has_codes:
                     record["si_snr"] = None  # unbounded for a signal against itself
@@ -214,7 +215,7 @@ REFERENCE_SYSTEMS = ("speechtokenizer", "encodec")
 
 def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
                    visqol_mapper="lattice", progress=True, plots=True, log=print,
-                   bucket_seconds=0.0):
+                   bucket_seconds=0.0, html=True, listen=None, listen_per_group=5):
     """The whole evaluation: read the corpus, build the systems, evaluate, write tables and plots.
 
     Args:
@@ -232,6 +233,10 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
         bucket_seconds: zero-pad inputs of Keras models to multiples of this length
             (see ``KerasCodecSystem``; 0, the default: each utterance at its own length,
             which compiles nothing per length).
+        html: write the listening report ``report.html`` (``html_report``).
+        listen: utterance ids for its listening panel; None: the ``listen_per_group``
+            best, median and worst by STOI of the first model at its largest ``n_q``.
+        listen_per_group: utterances per group of the default panel.
 
     Returns:
         dict with ``rows`` (summary), ``result`` (``evaluate``'s output) and ``files``.
@@ -274,6 +279,12 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
                                  f"package ({err})") from None
             notes.append(systems[-1].label + "; codebooks filled from the first utterance's "
                          "latents.")
+    if listen:
+        known = {u.id for u in utterances}
+        unknown = [u for u in listen if u not in known]
+        if unknown:
+            raise ValueError(f"--listen: {unknown[0]!r} is not an utterance id of {data}")
+    judge = make_asr(judge)  # once, for both passes below
     result = evaluate(systems, utterances, out_dir, n_qs=n_qs, judge=judge,
                       visqol_mapper=visqol_mapper, progress=progress)
     result["skipped"] = problems + result["skipped"]
@@ -281,4 +292,34 @@ def run_evaluation(models, data, out_dir, n_qs=None, references=(), judge=None,
     files = [Path(out_dir) / n for n in ("results.md", "results.csv", "results.json")]
     if plots:
         files += write_plots(out_dir, rows, result["records"])
+    if html:
+        files.append(_write_html(out_dir, data, systems, utterances, result, rows, notes,
+                                 listen, listen_per_group, n_qs, judge, visqol_mapper))
     return {"rows": rows, "result": result, "files": files, "notes": notes}
+
+
+def _write_html(out_dir, data, systems, utterances, result, rows, notes, listen, per_group,
+                n_qs, judge, visqol_mapper):
+    """The listening report: picks its utterances, makes their missing audio, writes the page."""
+    records = result["records"]
+    codec_rows = [(key, n) for key, _, n in result["systems"] if key != "original"]
+    if listen:
+        listening = [(None, utt) for utt in listen]
+    elif codec_rows:
+        key = codec_rows[0][0]
+        n_q = max(n for k, n in codec_rows if k == key)
+        listening = select_listening_set(records, key, n_q, per_group)
+    else:
+        listening = select_listening_set(records, "original", None, per_group)
+    wanted = {utt for _, utt in listening}
+    missing = [u for u in utterances if u.id in wanted and any(
+        not showcase_path(out_dir, key, n, u.id).is_file() for key, _, n in result["systems"])]
+    if missing:  # already scored: this pass only decodes and keeps their audio
+        evaluate(systems, missing, out_dir, n_qs=n_qs, judge=judge, visqol_mapper=visqol_mapper,
+                 showcase=0, keep_audio_ids=wanted, progress=False, log=lambda m: None)
+    run = json.loads((Path(out_dir) / RUN_FILE).read_text())
+    scored = {r["id"]: r["duration_s"] for r in records}
+    settings = evaluation_settings(run, data, len(scored), sum(scored.values()),
+                                   {key for key, _, _ in result["systems"]})
+    return write_evaluation_report(out_dir, rows, records, result["systems"], listening,
+                                   settings, notes=notes)

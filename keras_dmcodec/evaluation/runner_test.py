@@ -2,16 +2,19 @@
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import jiwer
 import numpy as np
 import pytest
+from PIL import Image
 from pystoi import stoi as pystoi_stoi
 
 from keras_dmcodec.asr import make_asr
 from keras_dmcodec.audio import load_audio
 from keras_dmcodec.evaluation import codebook_perplexity, codebook_usage
+from keras_dmcodec.evaluation.layout import REPORT_FILE
 from keras_dmcodec.evaluation.runner import RESULTS_FILE, run_evaluation, showcase_path
 from keras_dmcodec.evaluation.systems import KerasCodecSystem
 from keras_dmcodec.models.dmcodec import DMCodec
@@ -140,6 +143,11 @@ def test_resume_skips_done_utterances(setup):
                            judge=setup["judge"], progress=False, plots=False, log=lambda m: None)
     assert third["result"]["computed"] == 1
     assert _rows(third)[("tiny", 4)]["wer"] == _rows(setup["first"])[("tiny", 4)]["wer"]
+    # the cut line was ended before the new record: nothing is lost the next time
+    fourth = run_evaluation([setup["system"]], setup["manifest"], out, n_qs=[2, 4],
+                            judge=setup["judge"], progress=False, plots=False, html=False,
+                            log=lambda m: None)
+    assert fourth["result"]["computed"] == 0 and fourth["result"]["reused"] == 6
 
 
 def test_unreadable_audio_is_skipped_and_counted(setup, tmp_path):
@@ -168,3 +176,53 @@ def test_setup_errors(setup, tmp_path):
         run_evaluation([setup["system"]], setup["manifest"], setup["out"], n_qs=[2],
                        judge=setup["judge"], visqol_mapper="polynomial", progress=False,
                        log=lambda m: None)
+
+
+def _audio_sources(page):
+    return re.findall(r'<audio controls preload="metadata" src="([^"]+)"', page)
+
+
+def test_listening_report_is_written(setup):
+    out = setup["out"]
+    page = (out / REPORT_FILE).read_text()
+    assert "<table class=\"sortable\" id=\"summary\">" in page
+    assert "<table class=\"sortable\" id=\"utterances\">" in page
+    # two utterances: each is in the panel, with the original and both n_q as players
+    sources = _audio_sources(page)
+    assert len(sources) == 2 * 3
+    for utt_id in IDS:
+        assert f'id="utt-{utt_id}"' in page
+    for src in sources:
+        assert src.startswith("report_audio/")
+        audio, sr = load_audio(out / src)  # a FLAC the page can link
+        assert sr == 16000 and len(audio) > 16000
+    images = re.findall(r'<img class="spec"[^>]* src="([^"]+)"', page)
+    assert len(images) == len(sources)
+    for image in images:
+        with Image.open(out / image) as png:  # 80 mel bins x 10 ms frames
+            assert png.format == "PNG" and png.size[1] == 80 and png.size[0] > 100
+    assert 'src="metrics_vs_bitrate.png"' in page
+    assert "fingerprint" in page and "whisper" in page.lower()
+
+
+def test_resumed_run_regenerates_the_report(setup):
+    out = setup["out"]
+    (out / REPORT_FILE).unlink()
+    gone = showcase_path(out, "tiny", 2, IDS[1])
+    gone.unlink()
+    again = run_evaluation([setup["system"]], setup["manifest"], out, n_qs=[2, 4],
+                           judge=setup["judge"], progress=False, plots=False, log=lambda m: None)
+    assert again["result"]["computed"] == 0  # nothing scored again, the audio made again
+    assert gone.is_file() and (out / REPORT_FILE).is_file()
+    assert str(out / REPORT_FILE) in map(str, again["files"])
+    # a chosen panel: only that utterance
+    chosen = run_evaluation([setup["system"]], setup["manifest"], out, n_qs=[2, 4],
+                            judge=setup["judge"], progress=False, plots=False,
+                            log=lambda m: None, listen=[IDS[1]])
+    page = (out / REPORT_FILE).read_text()
+    assert len(_audio_sources(page)) == 3 and f'id="utt-{IDS[0]}"' not in page
+    assert chosen["result"]["computed"] == 0
+    with pytest.raises(ValueError, match="'nope' is not an utterance id"):
+        run_evaluation([setup["system"]], setup["manifest"], out, n_qs=[2],
+                       judge=setup["judge"], progress=False, log=lambda m: None,
+                       listen=["nope"])
