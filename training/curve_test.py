@@ -1,0 +1,44 @@
+import json
+from pathlib import Path
+
+import keras
+import pytest
+
+from training.curve import load_points, main
+from training.train import train
+
+SPEECH = Path(__file__).resolve().parents[1] / "tests" / "data" / "speech"
+CONFIG = {
+    "model": {"n_filters": 2, "dimension": 8, "semantic_dimension": 0, "n_q": 2,
+              "codebook_size": 8, "lstm_layers": 1, "kmeans_iters": 2},
+    "discriminators": {},
+    "loss": {"mel_weights": [45.0, 1.0]},
+    "data": {"train": str(SPEECH / "101"), "segment_seconds": 0.2, "batch_size": 2},
+    "optimizer": {"learning_rate": 1e-3},
+    "train": {"steps": 6, "steps_per_epoch": 2, "checkpoint_every": 2, "seed": 7},
+}
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="evaluates through the (tested on every backend) runner; runs once")
+def test_curve_of_a_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    train(json.loads(json.dumps(CONFIG)), run, verbose=0)
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text(f"{SPEECH / '104' / '1' / '104-1-0000.flac'}\t"
+                        "WE WALKED HOME SLOWLY AFTER THE LONG MEETING\n")
+    assert main(["--run", str(run), "--data", str(manifest), "--every", "4"]) == 0
+    # step 4 (a multiple of --every) and 6 (the last); step 2 is not due
+    points = load_points(run)
+    assert [p["step"] for p in points] == [4, 6]
+    assert all(0 <= p["stoi"] <= 1 and p["original_wer"] == 0.0 for p in points)
+    assert [p["total_steps"] for p in points] == [4, 6]  # no warm start: no offset
+    curve = run / "curve"
+    assert (curve / "curve.png").stat().st_size > 10_000
+    table = (curve / "curve.md").read_text()
+    assert table.count("\n| 4 | 4 |") == 1 and "| 6 | 6 |" in table
+    assert (curve / "step-4" / "preset" / "model.weights.h5").is_file()
+    # a second call finds nothing new to evaluate
+    capsys.readouterr()
+    assert main(["--run", str(run), "--data", str(manifest), "--every", "4"]) == 0
+    assert "(2 points)" in capsys.readouterr().out
