@@ -39,6 +39,16 @@ Batches
     codes (audio) it gets alone, to float rounding (codes can differ only at exact
     near-ties of two codebook entries). No graph is compiled per length.
 
+Streaming (causal models)
+    ``StreamingEncoder`` / ``StreamingDecoder`` take audio (codes) as it arrives, any
+    whole number of hops (frames) at a time, and give the codes (audio) of exactly
+    those frames, for one or several independent streams at once. The state lives in
+    the layers (``DMCodec.encode_step`` / ``decode_step``: each convolution's left
+    context, each transposed convolution's overlap, each LSTM's ``(h, c)``), so the
+    output equals the offline causal pass over everything streamed so far, however it
+    was cut. Algorithmic latency: one frame (``hop_length`` samples, 20 ms), no
+    lookahead.
+
 Everything takes a built ``DMCodec`` and numpy arrays, so other tools (corpus
 tokenization workers, the CLI, benchmarks) share one implementation.
 """
@@ -317,3 +327,127 @@ def decode_batch(model, codes_list, num_samples=None, max_batch=16):
                 else int(num_samples[i])
             results[i] = audio[row, :length]
     return results
+
+
+def _detached(state):
+    """The state without its gradient history: on torch, eager steps record autograd graphs,
+    and a state that kept them would chain every step of a stream into one."""
+    from keras import ops, tree  # deferred: Keras is imported once the backend is chosen
+
+    return tree.map_structure(ops.stop_gradient, state)
+
+
+class _Stream:
+    """Shared state handling of ``StreamingEncoder`` and ``StreamingDecoder``."""
+
+    def __init__(self, model, batch_size=1):
+        if not getattr(model, "causal", False):
+            raise ValueError("streaming needs a causal model (DMCodec(causal=True)); this one "
+                             "reads the future (bidirectional LSTM, centred convolutions)")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.reset()
+
+    def _batched(self, array, rank, what):
+        array = np.asarray(array)
+        if array.ndim == rank - 1 and self.batch_size == 1:
+            array = array[None]
+        if array.ndim != rank or array.shape[0] != self.batch_size:
+            raise ValueError(f"{what} must be [{self.batch_size}, ...] for {self.batch_size} "
+                             f"stream(s), got shape {tuple(array.shape)}")
+        return array
+
+
+class StreamingEncoder(_Stream):
+    """Encodes audio as it arrives: ``step(chunk) -> codes`` of the chunk's frames.
+
+    Args:
+        model: a built causal ``DMCodec``.
+        n_q: codebooks to emit (default: all).
+        batch_size: independent streams encoded together (each row of a chunk is one).
+
+    Example:
+    >>> from keras_dmcodec import DMCodec
+    >>> model = DMCodec(n_filters=2, dimension=8, semantic_dimension=0, n_q=2,
+    ...                 codebook_size=8, lstm_layers=1, causal=True, bidirectional=False)
+    >>> model.build((None, None))
+    >>> stream = StreamingEncoder(model)
+    >>> stream.step(np.zeros(640, "float32")).shape   # 2 hops in, 2 frames out
+    (1, 2, 2)
+    >>> stream.frames
+    2
+    """
+
+    def __init__(self, model, n_q=None, batch_size=1):
+        self.n_q = model.quantizer.check_n_q(n_q)
+        super().__init__(model, batch_size)
+
+    def reset(self):
+        """Starts every stream afresh (as if nothing had been streamed)."""
+        self.state = self.model.initial_encoder_state(self.batch_size)
+        self.frames = 0
+
+    def step(self, audio):
+        """Codes ``[batch, n_q, k]`` (int32) of the next ``k * hop_length`` samples.
+
+        ``audio``: float ``[batch, samples]`` (``[samples]`` for one stream), ``samples``
+        a positive multiple of the model's hop (320 at 16 kHz: 20 ms).
+        """
+        from keras import ops  # deferred: Keras is imported once the backend is chosen
+
+        audio = self._batched(audio, 2, "audio")
+        hop = self.model.hop_length
+        if audio.shape[1] == 0 or audio.shape[1] % hop:
+            raise ValueError(f"a chunk must be a positive multiple of the hop ({hop} samples "
+                             f"= {1000 * hop / self.model.sample_rate:g} ms), got "
+                             f"{audio.shape[1]} samples")
+        if not np.issubdtype(audio.dtype, np.floating) or not np.isfinite(audio).all():
+            raise ValueError("audio must be finite floats (NaN, inf or integers given)")
+        state, codes = self.model.encode_step(self.state, audio.astype(np.float32),
+                                              n_q=self.n_q)
+        self.state = _detached(state)
+        codes = ops.convert_to_numpy(codes).astype(np.int32)
+        self.frames += codes.shape[-1]
+        return codes
+
+
+class StreamingDecoder(_Stream):
+    """Decodes codes as they arrive: ``step(codes) -> audio`` of those frames.
+
+    Args:
+        model: a built causal ``DMCodec``.
+        batch_size: independent streams decoded together.
+
+    Example:
+    >>> from keras_dmcodec import DMCodec
+    >>> model = DMCodec(n_filters=2, dimension=8, semantic_dimension=0, n_q=2,
+    ...                 codebook_size=8, lstm_layers=1, causal=True, bidirectional=False)
+    >>> model.build((None, None))
+    >>> StreamingDecoder(model).step(np.zeros((2, 3), "int32")).shape  # 3 frames of 2 codebooks
+    (1, 960)
+    """
+
+    def reset(self):
+        """Starts every stream afresh."""
+        self.state = self.model.initial_decoder_state(self.batch_size)
+        self.frames = 0
+
+    def step(self, codes):
+        """Audio ``[batch, k * hop_length]`` (float32) of the next ``k`` frames of codes
+        ``[batch, n_q, k]`` (``[n_q, k]`` for one stream)."""
+        from keras import ops  # deferred: Keras is imported once the backend is chosen
+
+        codes = self._batched(codes, 3, "codes")
+        size = self.model.codebook_size
+        if codes.shape[-1] == 0:
+            raise ValueError("codes must hold at least one frame")
+        if not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0 or codes.max() >= size:
+            raise ValueError(f"codes must be integers in [0, {size})")
+        self.model.quantizer.check_n_q(codes.shape[1])
+        state, audio = self.model.decode_step(self.state, codes.astype(np.int32))
+        self.state = _detached(state)
+        self.frames += codes.shape[-1]
+        return ops.convert_to_numpy(ops.stop_gradient(audio)).astype(np.float32)
+

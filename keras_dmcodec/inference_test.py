@@ -108,3 +108,79 @@ def test_batch_of_different_lengths_equals_one_by_one(codec_and_audio):
         alone = model.decode(codes[None], num_samples=n)[0]
         # Batched float kernels may round differently from batch 1 (TF's oneDNN does).
         np.testing.assert_allclose(wave, alone, atol=1e-5 * np.abs(alone).max())
+
+
+@pytest.fixture(scope="module")
+def causal_codec_and_audio():
+    """A causal codec with k-means codebooks on speech, and two 3.2 s streams."""
+    speech, _ = load_audio(bundled_sample()[0], sample_rate=16000)
+    rng = np.random.default_rng(5)
+    audio = np.stack([speech[:51200], speech[20000:71200]]) + 0.01 * rng.standard_normal(
+        (2, 51200))
+    audio = audio.astype("float32")
+    model = DMCodec(**CONFIG, causal=True, bidirectional=False, seed=3)
+    model.build((None, None))
+    latents = model.encode_latents(ops.convert_to_tensor(audio))  # centred, as above
+    last_conv = model.encoder.model_layers[-1]
+    last_conv.bias.assign(last_conv.bias - ops.mean(latents, axis=(0, 1)))
+    model(audio[:, :32000], training=True)
+    return model, audio
+
+
+def _cuts(frames, rng):
+    """Random chunk sizes (1-9 frames) that add up to ``frames``."""
+    sizes = []
+    while sum(sizes) < frames:
+        sizes.append(int(min(rng.integers(1, 10), frames - sum(sizes))))
+    return sizes
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, "random"])
+def test_streaming_equals_the_offline_causal_pass(causal_codec_and_audio, chunk):
+    model, audio = causal_codec_and_audio
+    hop, frames = model.hop_length, audio.shape[1] // model.hop_length
+    offline = ops.convert_to_numpy(model.encode_tensor(audio))
+    decoded = ops.convert_to_numpy(model.decode_tensor(offline))
+    sizes = _cuts(frames, np.random.default_rng(7)) if chunk == "random" else (
+        [chunk] * (frames // chunk) + ([frames % chunk] if frames % chunk else []))
+    encoder = inference.StreamingEncoder(model, batch_size=2)
+    decoder = inference.StreamingDecoder(model, batch_size=2)
+    codes, restored, start = [], [], 0
+    for size in sizes:
+        step_codes = encoder.step(audio[:, start * hop:(start + size) * hop])
+        assert step_codes.shape == (2, model.n_q, size) and step_codes.dtype == np.int32
+        codes.append(step_codes)
+        restored.append(decoder.step(offline[:, :, start:start + size]))
+        start += size
+    codes = np.concatenate(codes, axis=-1)
+    assert encoder.frames == decoder.frames == frames
+    for row in range(2):  # two independent streams in one batch
+        untied = untied_frames(model, audio[row])
+        assert untied.mean() > 0.9
+        np.testing.assert_array_equal(codes[row][:, untied], offline[row][:, untied])
+    restored = np.concatenate(restored, axis=-1)
+    assert restored.shape == decoded.shape
+    np.testing.assert_allclose(restored, decoded, atol=1e-5 * np.abs(decoded).max())
+
+
+def test_streams_reset_and_refuse_bad_input(causal_codec_and_audio, codec_and_audio):
+    model, audio = causal_codec_and_audio
+    encoder = inference.StreamingEncoder(model, n_q=2)
+    first = encoder.step(audio[0, :3200])
+    encoder.step(audio[0, 3200:6400])
+    encoder.reset()
+    assert encoder.frames == 0
+    np.testing.assert_array_equal(encoder.step(audio[0, :3200]), first)  # afresh
+    with pytest.raises(ValueError, match="positive multiple of the hop \\(320 samples = 20 ms"):
+        encoder.step(audio[0, :500])
+    with pytest.raises(ValueError, match="must be finite floats"):
+        encoder.step(np.full(320, np.nan, "float32"))
+    with pytest.raises(ValueError, match="audio must be \\[1, ...\\] for 1 stream"):
+        encoder.step(audio[:, :320])
+    decoder = inference.StreamingDecoder(model)
+    with pytest.raises(ValueError, match="codes must be integers in \\[0, 32\\)"):
+        decoder.step(np.full((4, 2), 32, "int32"))
+    with pytest.raises(ValueError, match="at least one frame"):
+        decoder.step(np.zeros((4, 0), "int32"))
+    with pytest.raises(ValueError, match="streaming needs a causal model"):
+        inference.StreamingEncoder(codec_and_audio[0])

@@ -270,6 +270,7 @@ class NormConv1D(keras.layers.Layer):
         in_channels = int(input_shape[-1])
         if in_channels % self.groups:
             raise ValueError(f"in_channels {in_channels} not divisible by groups {self.groups}")
+        self.input_channels = in_channels
         shape = (self.kernel_size, in_channels // self.groups, self.filters)
         fan_in = shape[0] * shape[1]
         kernel_init, bias_init = torch_conv_initializers(fan_in, self.seed)
@@ -319,6 +320,41 @@ class NormConv1D(keras.layers.Layer):
         if self.bias is not None:
             y = y + ops.cast(self.bias, y.dtype)
         return y
+
+    # ------------------------------------------------------------- streaming
+    def stream_context(self):
+        """Input samples a streaming step carries to the next: the causal left padding."""
+        return (self.kernel_size - 1) * self.dilation_rate - (self.strides - 1)
+
+    def initial_stream_state(self, batch_size=1):
+        """The state before a stream's first step: ``()`` or ``(zeros [batch, context, in],)``,
+        the zeros the offline causal pass pads on the left (``stream_step``)."""
+        if not self.causal or self.pad_mode != "constant":
+            raise ValueError(f"{self.name}: streaming needs causal=True and pad_mode='constant' "
+                             f"(got causal={self.causal}, pad_mode={self.pad_mode!r}): it "
+                             "cannot read the future")
+        context = self.stream_context()
+        if context < 0:
+            raise ValueError(f"{self.name}: stride {self.strides} exceeds the kernel's reach")
+        if context == 0:
+            return ()
+        return (ops.zeros((batch_size, context, self.input_channels), self.compute_dtype),)
+
+    def stream_step(self, inputs, state):
+        """One streaming step: ``(outputs, new_state)`` for the next ``inputs`` samples.
+
+        ``inputs`` ``[batch, n * strides, in]`` follows the samples already streamed;
+        ``state`` holds the last ``stream_context()`` of them (zeros at the start). The
+        outputs, ``n`` frames, are the frames the offline causal pass computes for these
+        samples, so a stream cut anywhere on frame boundaries equals the offline output.
+        """
+        x = inputs if not state else ops.concatenate(
+            [state[0], ops.cast(inputs, state[0].dtype)], axis=1)
+        y = conv1d(x, ops.cast(self.effective_kernel(), x.dtype), strides=self.strides,
+                   dilation_rate=self.dilation_rate)
+        if self.bias is not None:
+            y = y + ops.cast(self.bias, y.dtype)
+        return y, (() if not state else (x[:, -self.stream_context():],))
 
     def compute_output_shape(self, input_shape):
         length = input_shape[1]
@@ -447,6 +483,39 @@ class NormConv1DTranspose(keras.layers.Layer):
             return ops.slice(y, [0, left, 0], [ops.shape(y)[0], ops.shape(y)[1] - left - right,
                                                ops.shape(y)[2]])
         return y[:, left : length - right]
+
+    # ------------------------------------------------------------- streaming
+    def initial_stream_state(self, batch_size=1):
+        """The state before a stream's first step: ``(zeros [batch, kernel - strides,
+        filters],)``, the overlap the next step adds to its first samples (``stream_step``)."""
+        if not self.causal or self.trim_right_ratio != 1.0:
+            raise ValueError(f"{self.name}: streaming needs causal=True and trim_right_ratio "
+                             f"1.0 (got causal={self.causal}, trim_right_ratio="
+                             f"{self.trim_right_ratio}): it cannot trim samples it has sent")
+        overlap = self.kernel_size - self.strides
+        if overlap <= 0:
+            return ()
+        return (ops.zeros((batch_size, overlap, self.filters), self.compute_dtype),)
+
+    def stream_step(self, inputs, state):
+        """One streaming step: ``(outputs, new_state)`` for the next ``inputs`` frames.
+
+        ``inputs`` ``[batch, n, in]`` gives ``n * strides`` output samples: the complete
+        ones, which equal the offline causal pass's (it trims the last ``kernel - strides``
+        on the right). The incomplete tail, without bias, waits in the state and is added
+        to the next step's first samples.
+        """
+        y = conv1d_transpose(inputs, ops.cast(self.effective_kernel(), inputs.dtype),
+                             strides=self.strides)
+        if state:
+            overlap = self.kernel_size - self.strides
+            y = ops.concatenate([y[:, :overlap] + ops.cast(state[0], y.dtype), y[:, overlap:]],
+                                axis=1)
+        complete = ops.shape(inputs)[1] * self.strides
+        out = y[:, :complete]
+        if self.bias is not None:
+            out = out + ops.cast(self.bias, out.dtype)
+        return out, (() if not state else (y[:, complete:],))
 
     def compute_output_shape(self, input_shape):
         length = input_shape[1]

@@ -166,3 +166,47 @@ def test_variance_preserving_init_kernel_scale(transposed):
     kernel = _np(layer.kernel_v if transposed else layer.kernel)
     fan_in = 8 * 32 / 4 if transposed else 7 * 32
     assert kernel.var() == pytest.approx(2.0 / fan_in, rel=0.05)
+
+
+def _stream(layer, x, chunks, per_chunk=1):
+    """Runs ``layer.stream_step`` over ``x`` cut into chunks of the given sizes."""
+    state, outputs, start = layer.initial_stream_state(x.shape[0]), [], 0
+    for size in chunks:
+        y, state = layer.stream_step(x[:, start:start + size * per_chunk], state)
+        outputs.append(ops.convert_to_numpy(y))
+        start += size * per_chunk
+    assert start == x.shape[1]
+    return np.concatenate(outputs, axis=1)
+
+
+@pytest.mark.parametrize("kernel,stride,dilation", [(7, 1, 1), (3, 1, 4), (8, 4, 1), (4, 2, 1)])
+@pytest.mark.parametrize("chunks", [[1] * 12, [5, 1, 4, 2]])  # more cuts: inference_test
+def test_causal_conv_streams_like_the_offline_pass(kernel, stride, dilation, chunks):
+    conv = NormConv1D(5, kernel, strides=stride, dilation_rate=dilation, causal=True,
+                      pad_mode="constant")
+    x = np.random.default_rng(1).normal(size=(2, 12 * stride, 3)).astype("float32")
+    offline = ops.convert_to_numpy(conv(x))
+    np.testing.assert_allclose(_stream(conv, x, chunks, per_chunk=stride), offline, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [2, 5])
+@pytest.mark.parametrize("chunks", [[1] * 9, [4, 1, 4]])
+def test_causal_transposed_conv_streams_like_the_offline_pass(stride, chunks):
+    up = NormConv1DTranspose(4, 2 * stride, strides=stride, causal=True)
+    x = np.random.default_rng(2).normal(size=(2, 9, 6)).astype("float32")
+    offline = ops.convert_to_numpy(up(x))
+    np.testing.assert_allclose(_stream(up, x, chunks), offline, atol=1e-5)
+
+
+def test_streaming_needs_a_causal_zero_padded_layer():
+    for conv in (NormConv1D(4, 3), NormConv1D(4, 3, causal=True)):  # centred; reflect padding
+        conv.build((None, None, 2))
+        with pytest.raises(ValueError, match="streaming needs causal=True and pad_mode"):
+            conv.initial_stream_state()
+    up = NormConv1DTranspose(4, 4, strides=2, causal=True, trim_right_ratio=0.5)
+    up.build((None, None, 2))
+    with pytest.raises(ValueError, match="trim_right_ratio 1.0"):
+        up.initial_stream_state()
+    pointwise = NormConv1D(4, 1, causal=True, pad_mode="constant")
+    pointwise.build((None, None, 2))
+    assert pointwise.initial_stream_state(3) == ()  # nothing to carry

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_dmcodec.layers.conv import NormConv1D, NormConv1DTranspose, gather_time
 from keras_dmcodec.layers.recurrent import run_lstm
+from keras_dmcodec.ops.lstm import lstm_sequence
 
 
 def _activation(name, alpha):
@@ -94,6 +95,30 @@ class SEANetResnetBlock(keras.layers.Layer):
             y = layer(y, lengths=lengths) if isinstance(layer, NormConv1D) else layer(y)
         skip = inputs if self.shortcut is None else self.shortcut(inputs)
         return skip + y
+
+    def _convs(self):
+        convs = [layer for layer in self.block if isinstance(layer, NormConv1D)]
+        return convs + ([self.shortcut] if self.shortcut is not None else [])
+
+    def initial_stream_state(self, batch_size=1):
+        """The state before a stream's first step: one entry per convolution."""
+        return tuple(conv.initial_stream_state(batch_size) for conv in self._convs())
+
+    def stream_step(self, inputs, state):
+        """One streaming step (``NormConv1D.stream_step``): ``(outputs, new_state)``."""
+        inputs = ops.convert_to_tensor(inputs, self.compute_dtype)
+        y, states, new = inputs, iter(state), []
+        for layer in self.block:
+            if isinstance(layer, NormConv1D):
+                y, conv_state = layer.stream_step(y, next(states))
+                new.append(conv_state)
+            else:
+                y = layer(y)
+        skip = inputs
+        if self.shortcut is not None:
+            skip, conv_state = self.shortcut.stream_step(inputs, next(states))
+            new.append(conv_state)
+        return skip + y, tuple(new)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -208,6 +233,27 @@ class SLSTM(keras.layers.Layer):
             y = y + skip
         return y
 
+    def initial_stream_state(self, batch_size=1):
+        """The state before a stream's first step: zero ``(h, c)`` per layer."""
+        if self.bidirectional:
+            raise ValueError(f"{self.name}: a bidirectional LSTM cannot stream (it reads the "
+                             "future); build the model with causal=True")
+        zeros = ops.zeros((batch_size, self.dim), self.compute_dtype)
+        return tuple((zeros, zeros) for _ in self.lstms)
+
+    def stream_step(self, inputs, state):
+        """One streaming step: ``(outputs, new_state)``; each layer starts from its ``(h, c)``
+        of the previous step, so the frames equal those of one pass over the whole stream."""
+        inputs = ops.convert_to_tensor(inputs, self.compute_dtype)
+        y, new = inputs, []
+        for lstm, (h, c) in zip(self.lstms, state, strict=True):
+            cell = lstm.cell
+            y, h, c = lstm_sequence(y, h, c, cell.kernel, cell.recurrent_kernel, cell.bias)
+            new.append((h, c))
+        if self.skip:
+            y = y + inputs
+        return y, tuple(new)
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.output_dim,)
 
@@ -318,6 +364,33 @@ class _SEANetBase(keras.layers.Layer):
             if isinstance(layer, NormConv1D | NormConv1DTranspose):
                 lengths = layer.output_lengths(lengths)
         return x
+
+    def initial_stream_state(self, batch_size=1):
+        """The state before a stream's first step (causal stacks only): one entry per layer,
+        ``()`` for those without state (activations). A nest of tensors, so compiled and
+        exported step functions take it as it is (``keras.tree.flatten`` flattens it)."""
+        if not self.causal:
+            raise ValueError(f"{self.name}: only a causal stack streams (causal=True)")
+        return tuple(layer.initial_stream_state(batch_size)
+                     if hasattr(layer, "stream_step") else () for layer in self.model_layers)
+
+    def stream_step(self, inputs, state):
+        """One streaming step: ``(outputs, new_state)`` for the next chunk of ``inputs``.
+
+        A chunk is a whole number of output frames: ``k * hop_length`` samples for the
+        encoder (``k`` latent frames out), any ``k`` frames for the decoder
+        (``k * hop_length`` samples out). Convolutions carry their left context, transposed
+        convolutions their overlap, LSTMs their ``(h, c)``; the outputs equal the offline
+        causal pass over the whole stream so far, however it is cut into chunks.
+        """
+        x, new = ops.convert_to_tensor(inputs, self.compute_dtype), []
+        for layer, layer_state in zip(self.model_layers, state, strict=True):
+            if hasattr(layer, "stream_step"):
+                x, layer_state = layer.stream_step(x, layer_state)
+            else:
+                x = layer(x)
+            new.append(layer_state)
+        return x, tuple(new)
 
     def output_lengths(self, lengths):
         """Valid output lengths for ``lengths`` valid inputs (frames for the encoder,

@@ -90,3 +90,47 @@ def test_serialization_round_trip_keeps_outputs(cls):
         (1, 2, 16), (1, 640, 1))
     x = np.random.randn(*shape).astype("float32")
     run_layer_test(cls, SMALL, x, output_shape)
+
+
+def _stream(layer, x, chunks, per_chunk):
+    state, outputs, start = layer.initial_stream_state(x.shape[0]), [], 0
+    for size in chunks:
+        y, state = layer.stream_step(x[:, start:start + size * per_chunk], state)
+        outputs.append(ops.convert_to_numpy(y))
+        start += size * per_chunk
+    assert start == x.shape[1]
+    return np.concatenate(outputs, axis=1)
+
+
+CAUSAL = dict(dimension=16, n_filters=4, lstm_layers=2, causal=True, pad_mode="constant")
+
+
+@pytest.mark.parametrize("chunks", [[1] * 10, [4, 1, 2, 3]])
+def test_causal_encoder_and_decoder_stream_like_the_offline_pass(chunks):
+    rng = np.random.default_rng(3)
+    encoder = SEANetEncoder(bidirectional=False, **CAUSAL)
+    audio = (rng.normal(size=(2, 10 * encoder.hop_length, 1)) * 0.1).astype("float32")
+    offline = ops.convert_to_numpy(encoder(audio))
+    streamed = _stream(encoder, audio, chunks, encoder.hop_length)
+    np.testing.assert_allclose(streamed, offline, atol=1e-5 * np.abs(offline).max())
+
+    decoder = SEANetDecoder(**CAUSAL)
+    latents = rng.normal(size=(2, 10, 16)).astype("float32")
+    offline = ops.convert_to_numpy(decoder(latents))
+    streamed = _stream(decoder, latents, chunks, 1)
+    np.testing.assert_allclose(streamed, offline, atol=1e-5 * np.abs(offline).max())
+
+
+def test_slstm_streams_with_its_state_and_refuses_to_stream_bidirectionally():
+    lstm = SLSTM(6, num_layers=2)
+    x = np.random.default_rng(4).normal(size=(3, 9, 6)).astype("float32")
+    offline = ops.convert_to_numpy(lstm(x))
+    np.testing.assert_allclose(_stream(lstm, x, [4, 1, 4], 1), offline, atol=1e-5)
+    (h, c), _ = lstm.initial_stream_state(3)
+    assert tuple(h.shape) == (3, 6) and not np.any(ops.convert_to_numpy(c))
+    both = SLSTM(6, num_layers=1, bidirectional=True)
+    both.build((None, None, 6))
+    with pytest.raises(ValueError, match="bidirectional LSTM cannot stream"):
+        both.initial_stream_state()
+    with pytest.raises(ValueError, match="only a causal stack streams"):
+        SEANetDecoder(dimension=16, n_filters=4, lstm_layers=1).initial_stream_state()

@@ -307,6 +307,41 @@ class DMCodec(keras.Model):
         latents = self.quantizer.decode(codes)
         return self.decoder(ops.cast(latents, self.compute_dtype), lengths=lengths)[..., 0]
 
+    # ------------------------------------------------------------- streaming
+    def initial_encoder_state(self, batch_size=1):
+        """The encoder's state before a stream's first step (``causal=True`` models only).
+
+        A nest of zero tensors (each convolution's left context, each LSTM layer's
+        ``(h, c)``) for ``batch_size`` independent streams.
+        """
+        return self.encoder.initial_stream_state(batch_size)
+
+    def encode_step(self, state, audio, n_q=None):
+        """Graph-friendly streaming encode: ``(new_state, codes [batch, n_q, k])`` for the
+        next ``k * hop_length`` samples of each stream (``audio`` ``[batch, samples]``).
+
+        The codes equal those of ``encode_tensor`` over the whole stream so far, however
+        it is cut into chunks: the model is causal, so a frame's code depends only on the
+        samples up to its end, and the state carries what the next step needs. No
+        validation (the chunk must be a whole number of hops; see
+        ``keras_dmcodec.inference.StreamingEncoder``).
+        """
+        x = self.as_channels_last(ops.cast(audio, self.compute_dtype))
+        latents, state = self.encoder.stream_step(x, state)
+        return state, self.quantizer.encode(latents, n_q=n_q)
+
+    def initial_decoder_state(self, batch_size=1):
+        """The decoder's state before a stream's first step (``causal=True`` models only)."""
+        return self.decoder.initial_stream_state(batch_size)
+
+    def decode_step(self, state, codes):
+        """Graph-friendly streaming decode: ``(new_state, audio [batch, k * hop_length])`` for
+        the next ``k`` frames of codes ``[batch, n_q, k]``; the samples equal those of
+        ``decode_tensor`` over all the codes so far."""
+        latents = self.quantizer.decode(codes)
+        audio, state = self.decoder.stream_step(ops.cast(latents, self.compute_dtype), state)
+        return state, audio[..., 0]
+
     # ------------------------------------------------------------- public API
     @property
     def compiled_cache_size(self):
