@@ -53,6 +53,7 @@ Everything takes a built ``DMCodec`` and numpy arrays, so other tools (corpus
 tokenization workers, the CLI, benchmarks) share one implementation.
 """
 
+import functools
 import math
 from pathlib import Path
 
@@ -329,6 +330,13 @@ def decode_batch(model, codes_list, num_samples=None, max_batch=16):
     return results
 
 
+def _compiled(step):
+    # deferred: ops.graphs imports Keras, which this module leaves until the backend is chosen
+    from keras_dmcodec.ops.graphs import compiled_step
+
+    return compiled_step(step)
+
+
 def _detached(state):
     """The state without its gradient history: on torch, eager steps record autograd graphs,
     and a state that kept them would chain every step of a stream into one."""
@@ -383,6 +391,7 @@ class StreamingEncoder(_Stream):
     def __init__(self, model, n_q=None, batch_size=1):
         self.n_q = model.quantizer.check_n_q(n_q)
         super().__init__(model, batch_size)
+        self._step = _compiled(functools.partial(model.encode_step, n_q=self.n_q))
 
     def reset(self):
         """Starts every stream afresh (as if nothing had been streamed)."""
@@ -405,8 +414,7 @@ class StreamingEncoder(_Stream):
                              f"{audio.shape[1]} samples")
         if not np.issubdtype(audio.dtype, np.floating) or not np.isfinite(audio).all():
             raise ValueError("audio must be finite floats (NaN, inf or integers given)")
-        state, codes = self.model.encode_step(self.state, audio.astype(np.float32),
-                                              n_q=self.n_q)
+        state, codes = self._step(self.state, audio.astype(np.float32))
         self.state = _detached(state)
         codes = ops.convert_to_numpy(codes).astype(np.int32)
         self.frames += codes.shape[-1]
@@ -429,6 +437,10 @@ class StreamingDecoder(_Stream):
     (1, 960)
     """
 
+    def __init__(self, model, batch_size=1):
+        super().__init__(model, batch_size)
+        self._step = _compiled(model.decode_step)
+
     def reset(self):
         """Starts every stream afresh."""
         self.state = self.model.initial_decoder_state(self.batch_size)
@@ -446,7 +458,7 @@ class StreamingDecoder(_Stream):
         if not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0 or codes.max() >= size:
             raise ValueError(f"codes must be integers in [0, {size})")
         self.model.quantizer.check_n_q(codes.shape[1])
-        state, audio = self.model.decode_step(self.state, codes.astype(np.int32))
+        state, audio = self._step(self.state, codes.astype(np.int32))
         self.state = _detached(state)
         self.frames += codes.shape[-1]
         return ops.convert_to_numpy(ops.stop_gradient(audio)).astype(np.float32)

@@ -4,7 +4,7 @@ from keras import ops
 
 from keras_dmcodec import DMCodec, inference
 from keras_dmcodec.audio import bundled_sample, load_audio
-from keras_dmcodec.utils.testing import untied_frames
+from keras_dmcodec.utils.testing import assert_codes_equal_up_to_ties, untied_frames
 
 CONFIG = dict(n_filters=4, dimension=16, semantic_dimension=8, n_q=4, codebook_size=32,
               lstm_layers=1, kmeans_iters=10)
@@ -154,10 +154,9 @@ def test_streaming_equals_the_offline_causal_pass(causal_codec_and_audio, chunk)
         start += size
     codes = np.concatenate(codes, axis=-1)
     assert encoder.frames == decoder.frames == frames
-    for row in range(2):  # two independent streams in one batch
-        untied = untied_frames(model, audio[row])
-        assert untied.mean() > 0.9
-        np.testing.assert_array_equal(codes[row][:, untied], offline[row][:, untied])
+    # two independent streams in one batch; a frame may differ only at a float32 tie
+    differing = assert_codes_equal_up_to_ties(model, audio, codes, offline)
+    assert differing <= 0.02 * frames
     restored = np.concatenate(restored, axis=-1)
     assert restored.shape == decoded.shape
     np.testing.assert_allclose(restored, decoded, atol=1e-5 * np.abs(decoded).max())

@@ -69,6 +69,33 @@ def shape_agnostic_function(fn, signature):
     return run
 
 
+def compiled_step(fn):
+    """``fn`` (a function of tensors, or nests of them, that only reads model variables)
+    compiled for repeated calls, as the backend compiles best: ``jax.jit`` (one program per
+    input shape; weights become constants of the program), ``tf.function`` (one graph for
+    every time size), and on torch the eager function under ``torch.no_grad()`` (no
+    autograd graph recorded per call). For streaming steps, called once per chunk.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax  # deferred: backend-specific
+
+        return jax.jit(fn)
+    if backend == "tensorflow":
+        import tensorflow as tf  # deferred: backend-specific
+
+        return tf.function(fn, reduce_retracing=True)
+    if backend == "torch":
+        import torch  # deferred: backend-specific
+
+        def run(*args):
+            with torch.no_grad():
+                return fn(*args)
+
+        return run
+    return fn
+
+
 def default_compilation_cache():
     """``$XDG_CACHE_HOME/keras_dmcodec/jax`` (``~/.cache/keras_dmcodec/jax`` by default)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
