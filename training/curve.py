@@ -168,12 +168,14 @@ def main(argv=None):
         write_outputs(run, points)
         print(f"baseline {args.baseline}: STOI {point['stoi']:.3f}, WER {point['wer']:.1f} %",
               flush=True)
-    last_new = time.monotonic()
+    last_new, newest = time.monotonic(), None
     while True:
+        found = list_checkpoints(run)
+        if found and found[-1][0] != newest:  # the run is alive while checkpoints appear
+            last_new, newest = time.monotonic(), found[-1][0]
         # Ship everything due before each evaluation: checkpoints are pruned meanwhile.
         due = ship_due(run, args.every, points, final_step)
         if due:
-            last_new = time.monotonic()
             step, preset = due[0]
             point = evaluate_preset(preset, args.data, preset.parent / "eval", judge)
             points = _save_points(run, points + [{**point, "step": step,
