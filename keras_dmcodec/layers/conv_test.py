@@ -9,7 +9,7 @@ from keras_dmcodec.layers.conv import (
     reflect_pad_time,
     variance_preserving_init,
 )
-from keras_dmcodec.utils.testing import run_layer_test
+from keras_dmcodec.utils.testing import run_layer_test, stream_in_chunks
 
 
 def _np(x):
@@ -168,17 +168,6 @@ def test_variance_preserving_init_kernel_scale(transposed):
     assert kernel.var() == pytest.approx(2.0 / fan_in, rel=0.05)
 
 
-def _stream(layer, x, chunks, per_chunk=1):
-    """Runs ``layer.stream_step`` over ``x`` cut into chunks of the given sizes."""
-    state, outputs, start = layer.initial_stream_state(x.shape[0]), [], 0
-    for size in chunks:
-        y, state = layer.stream_step(x[:, start:start + size * per_chunk], state)
-        outputs.append(ops.convert_to_numpy(y))
-        start += size * per_chunk
-    assert start == x.shape[1]
-    return np.concatenate(outputs, axis=1)
-
-
 @pytest.mark.parametrize("kernel,stride,dilation", [(7, 1, 1), (3, 1, 4), (8, 4, 1), (4, 2, 1)])
 @pytest.mark.parametrize("chunks", [[1] * 12, [5, 1, 4, 2]])  # more cuts: inference_test
 def test_causal_conv_streams_like_the_offline_pass(kernel, stride, dilation, chunks):
@@ -186,7 +175,8 @@ def test_causal_conv_streams_like_the_offline_pass(kernel, stride, dilation, chu
                       pad_mode="constant")
     x = np.random.default_rng(1).normal(size=(2, 12 * stride, 3)).astype("float32")
     offline = ops.convert_to_numpy(conv(x))
-    np.testing.assert_allclose(_stream(conv, x, chunks, per_chunk=stride), offline, atol=1e-5)
+    streamed = stream_in_chunks(conv, x, chunks, per_chunk=stride)
+    np.testing.assert_allclose(streamed, offline, atol=1e-5)
 
 
 @pytest.mark.parametrize("stride", [2, 5])
@@ -195,7 +185,7 @@ def test_causal_transposed_conv_streams_like_the_offline_pass(stride, chunks):
     up = NormConv1DTranspose(4, 2 * stride, strides=stride, causal=True)
     x = np.random.default_rng(2).normal(size=(2, 9, 6)).astype("float32")
     offline = ops.convert_to_numpy(up(x))
-    np.testing.assert_allclose(_stream(up, x, chunks), offline, atol=1e-5)
+    np.testing.assert_allclose(stream_in_chunks(up, x, chunks), offline, atol=1e-5)
 
 
 def test_streaming_needs_a_causal_zero_padded_layer():

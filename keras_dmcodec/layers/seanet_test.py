@@ -3,7 +3,7 @@ import pytest
 from keras import ops
 
 from keras_dmcodec.layers.seanet import SLSTM, SEANetDecoder, SEANetEncoder, SEANetResnetBlock
-from keras_dmcodec.utils.testing import run_layer_test
+from keras_dmcodec.utils.testing import run_layer_test, stream_in_chunks
 
 SMALL = dict(n_filters=4, dimension=16, lstm_layers=1)
 
@@ -92,16 +92,6 @@ def test_serialization_round_trip_keeps_outputs(cls):
     run_layer_test(cls, SMALL, x, output_shape)
 
 
-def _stream(layer, x, chunks, per_chunk):
-    state, outputs, start = layer.initial_stream_state(x.shape[0]), [], 0
-    for size in chunks:
-        y, state = layer.stream_step(x[:, start:start + size * per_chunk], state)
-        outputs.append(ops.convert_to_numpy(y))
-        start += size * per_chunk
-    assert start == x.shape[1]
-    return np.concatenate(outputs, axis=1)
-
-
 CAUSAL = dict(dimension=16, n_filters=4, lstm_layers=2, causal=True, pad_mode="constant")
 
 
@@ -111,13 +101,13 @@ def test_causal_encoder_and_decoder_stream_like_the_offline_pass(chunks):
     encoder = SEANetEncoder(bidirectional=False, **CAUSAL)
     audio = (rng.normal(size=(2, 10 * encoder.hop_length, 1)) * 0.1).astype("float32")
     offline = ops.convert_to_numpy(encoder(audio))
-    streamed = _stream(encoder, audio, chunks, encoder.hop_length)
+    streamed = stream_in_chunks(encoder, audio, chunks, encoder.hop_length)
     np.testing.assert_allclose(streamed, offline, atol=1e-5 * np.abs(offline).max())
 
     decoder = SEANetDecoder(**CAUSAL)
     latents = rng.normal(size=(2, 10, 16)).astype("float32")
     offline = ops.convert_to_numpy(decoder(latents))
-    streamed = _stream(decoder, latents, chunks, 1)
+    streamed = stream_in_chunks(decoder, latents, chunks, 1)
     np.testing.assert_allclose(streamed, offline, atol=1e-5 * np.abs(offline).max())
 
 
@@ -125,7 +115,7 @@ def test_slstm_streams_with_its_state_and_refuses_to_stream_bidirectionally():
     lstm = SLSTM(6, num_layers=2)
     x = np.random.default_rng(4).normal(size=(3, 9, 6)).astype("float32")
     offline = ops.convert_to_numpy(lstm(x))
-    np.testing.assert_allclose(_stream(lstm, x, [4, 1, 4], 1), offline, atol=1e-5)
+    np.testing.assert_allclose(stream_in_chunks(lstm, x, [4, 1, 4], 1), offline, atol=1e-5)
     (h, c), _ = lstm.initial_stream_state(3)
     assert tuple(h.shape) == (3, 6) and not np.any(ops.convert_to_numpy(c))
     both = SLSTM(6, num_layers=1, bidirectional=True)

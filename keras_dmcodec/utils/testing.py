@@ -330,3 +330,28 @@ def assert_codes_equal_up_to_ties(model, audio, codes, expected, margin=1e-3):
             f"item {item}, frame {frame}, layer {layer}: code {got[layer]} instead of "
             f"{want[layer]}, and the distance gap {gap:.3g} is no tie (scale {scale:.3g})")
     return len(differing)
+
+
+def stream_in_chunks(layer, x, chunks, per_chunk=1):
+    """Runs ``layer.stream_step`` over ``x`` ``[batch, time, ...]`` cut into ``chunks``.
+
+    Args:
+        layer: a layer with ``initial_stream_state`` and ``stream_step``.
+        x: numpy input; its time axis must add up to ``sum(chunks) * per_chunk``.
+        chunks: sizes of the successive steps, in units of ``per_chunk`` time steps.
+        per_chunk: time steps per unit (the layer's stride or hop).
+
+    Returns:
+        The steps' outputs concatenated along time (numpy), to compare with ``layer(x)``.
+
+    Example:
+        >>> y = stream_in_chunks(conv, x, [5, 1, 4, 2], per_chunk=2)  # doctest: +SKIP
+    """
+    state, outputs, start = layer.initial_stream_state(x.shape[0]), [], 0
+    for size in chunks:
+        y, state = layer.stream_step(x[:, start:start + size * per_chunk], state)
+        outputs.append(_as_numpy(y))
+        start += size * per_chunk
+    assert start == x.shape[1], f"the chunks cover {start} of {x.shape[1]} time steps"
+    return np.concatenate(outputs, axis=1)
+
