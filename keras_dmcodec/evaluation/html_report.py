@@ -256,6 +256,18 @@ def _scores_line(record):
     return " · ".join(parts)
 
 
+def _image_path(audio_path, html_dir, panel_id, index):
+    """Where an entry's spectrogram goes: the audio's path below ``report_audio/``, mirrored
+    below ``report_images/`` (unique as the audio files are, whatever the utterance ids
+    hold); audio kept elsewhere is named by its panel and position."""
+    try:
+        relative = Path(audio_path).resolve().relative_to(
+            (Path(html_dir) / AUDIO_DIR).resolve())
+    except ValueError:
+        relative = Path("other") / panel_id / f"{index}.flac"
+    return Path(html_dir) / IMAGES_DIR / relative.with_suffix(".png")
+
+
 def _spectrograms(panel, html_dir):
     """Writes one PNG per entry that has audio, on the original's colour scale."""
     mels = []
@@ -271,13 +283,11 @@ def _spectrograms(panel, html_dir):
         return [None] * len(mels)
     vmax = float(reference.max())
     paths = []
-    for entry, mel in zip(panel["entries"], mels, strict=True):
+    for index, (entry, mel) in enumerate(zip(panel["entries"], mels, strict=True)):
         if mel is None:
             paths.append(None)
             continue
-        audio_path = Path(entry["audio"])
-        path = (Path(html_dir) / IMAGES_DIR / audio_path.parent.name
-                / f"{audio_path.stem}.png")
+        path = _image_path(entry["audio"], html_dir, panel["id"], index)
         path.parent.mkdir(parents=True, exist_ok=True)
         paths.append(write_spectrogram_image(path, mel, vmax - 80.0, vmax))
     return paths

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from keras_dmcodec.asr import Transcriber
-from keras_dmcodec.audio import load_audio
+from keras_dmcodec.audio import load_audio, write_audio
 from keras_dmcodec.evaluation.html_report import (
     RoundtripReport,
     marked_hypothesis,
@@ -96,3 +97,24 @@ def test_roundtrip_report(tmp_path):
     for folder in ("original", "reconstruction"):
         assert (tmp_path / "rt" / "report_audio" / folder / "clip.flac").is_file()
     assert page.count("<tr><td") == 2  # the per-file table: original + reconstruction
+
+
+def test_spectrograms_of_nested_ids_do_not_collide(tmp_path):
+    # ids from a manifest can hold folders ("test/1010/3/1010-3-0000"): each system's audio
+    # then ends in the same folder name, and each needs its own image
+    audio, sr = load_audio(SPEECH / "101" / "1" / "101-1-0000.flac")
+    site = tmp_path / "site"
+    entries = []
+    for system, gain in (("original", 1.0), ("codec_nq8", 0.01)):
+        path = site / "report_audio" / system / "test" / "3" / "u-3-0.flac"
+        path.parent.mkdir(parents=True)
+        write_audio(path, gain * audio, sr)
+        entries.append({"title": system, "audio": path, "record": None})
+    page = write_listening_report(site / "report.html", title="t", settings={}, panels=[
+        {"id": "test/3/u-3-0", "group": None, "text": None, "duration_s": 1.0,
+         "entries": entries}]).read_text()
+    images = re.findall(r'<img class="spec"[^>]* src="([^"]+)"', page)
+    assert images == ["report_images/original/test/3/u-3-0.png",
+                      "report_images/codec_nq8/test/3/u-3-0.png"]
+    with Image.open(site / images[0]) as a, Image.open(site / images[1]) as b:
+        assert np.asarray(a).mean() > np.asarray(b).mean()  # 40 dB quieter: darker
