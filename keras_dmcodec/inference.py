@@ -337,14 +337,6 @@ def _compiled(step):
     return compiled_step(step)
 
 
-def _detached(state):
-    """The state without its gradient history: on torch, eager steps record autograd graphs,
-    and a state that kept them would chain every step of a stream into one."""
-    from keras import ops, tree  # deferred: Keras is imported once the backend is chosen
-
-    return tree.map_structure(ops.stop_gradient, state)
-
-
 class _Stream:
     """Shared state handling of ``StreamingEncoder`` and ``StreamingDecoder``."""
 
@@ -414,8 +406,7 @@ class StreamingEncoder(_Stream):
                              f"{audio.shape[1]} samples")
         if not np.issubdtype(audio.dtype, np.floating) or not np.isfinite(audio).all():
             raise ValueError("audio must be finite floats (NaN, inf or integers given)")
-        state, codes = self._step(self.state, audio.astype(np.float32))
-        self.state = _detached(state)
+        self.state, codes = self._step(self.state, audio.astype(np.float32))
         codes = ops.convert_to_numpy(codes).astype(np.int32)
         self.frames += codes.shape[-1]
         return codes
@@ -458,8 +449,7 @@ class StreamingDecoder(_Stream):
         if not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0 or codes.max() >= size:
             raise ValueError(f"codes must be integers in [0, {size})")
         self.model.quantizer.check_n_q(codes.shape[1])
-        state, audio = self._step(self.state, codes.astype(np.int32))
-        self.state = _detached(state)
+        self.state, audio = self._step(self.state, codes.astype(np.int32))
         self.frames += codes.shape[-1]
-        return ops.convert_to_numpy(ops.stop_gradient(audio)).astype(np.float32)
+        return ops.convert_to_numpy(audio).astype(np.float32)
 
