@@ -158,8 +158,6 @@ def main(argv=None):
     final_step = int(config["train"]["steps"])
     judge = make_asr()
     points = load_points(run)
-    offset = _total_steps(config["train"]["init_from"]) if config["train"].get("init_from") \
-        else 0
     if args.baseline and not any(not p.get("run_step", True) for p in points):
         point = evaluate_preset(args.baseline, args.data, _curve_dir(run) / "baseline", judge)
         points = _save_points(run, points + [{**point, "step": 0, "run_step": False,
@@ -177,12 +175,12 @@ def main(argv=None):
         due = ship_due(run, args.every, points, final_step)
         if due:
             step, preset = due[0]
+            total = _total_steps(preset)  # the lineage training.ship recorded at ship time
             point = evaluate_preset(preset, args.data, preset.parent / "eval", judge)
-            points = _save_points(run, points + [{**point, "step": step,
-                                                  "total_steps": offset + step,
+            points = _save_points(run, points + [{**point, "step": step, "total_steps": total,
                                                   "label": f"step {step}"}])
             write_outputs(run, points)
-            print(f"step {step} (total {offset + step}): STOI {point['stoi']:.3f}, mel "
+            print(f"step {step} (total {total}): STOI {point['stoi']:.3f}, mel "
                   f"{point['mel_distance']:.3f}, WER {point['wer']:.1f} %", flush=True)
             continue
         if not args.watch or any(p["step"] == final_step and p.get("run_step", True)
