@@ -28,7 +28,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_dmcodec.layers.conv import variance_preserving_init
+from keras_dmcodec.layers.conv import (
+    variance_preserving_init,
+    weight_norm_magnitude,
+)
 from keras_dmcodec.models.dmcodec import DMCodec
 from keras_dmcodec.models.loader import resolve_model
 from keras_dmcodec.models.trainer import DMCodecTrainer
@@ -116,23 +119,97 @@ def _distribution_scope(config):
                      "multi_worker_mirrored")
 
 
-def _warm_start(codec, preset):
-    """Copies every weight (codebooks and their EMA state included) of a trained preset
-    (``resolve_model`` spec: name, folder or handle) into ``codec``, whose architecture must
-    match.
+WARM_START_TRANSFERS = ("exact", "causal")
 
-    The step, optimizer state and learning-rate schedule start afresh: this is a fine-tune,
-    not a resume (``--resume`` is for continuing one run from its own checkpoints).
+
+def _warm_start(codec, preset, transfer="exact"):
+    """Copies the weights of a trained preset (``resolve_model`` spec: name, folder or
+    handle) into ``codec``.
+
+    ``transfer="exact"``: the architectures must match; every weight (codebooks and their
+    EMA state included) is copied. ``transfer="causal"``: ``codec`` is the causal,
+    unidirectional twin of a non-causal preset (only ``causal`` and ``bidirectional``
+    differ); ``causal_transfer`` maps the weights. The step, optimizer state and
+    learning-rate schedule start afresh: this is a fine-tune, not a resume (``--resume`` is
+    for continuing one run from its own checkpoints).
     """
+    if transfer not in WARM_START_TRANSFERS:
+        raise ValueError(f"train.init_transfer must be one of {list(WARM_START_TRANSFERS)}, "
+                         f"got {transfer!r}")
     source = resolve_model(preset).model
     codec.build((None, None))
     ours, theirs = codec.get_config(), source.get_config()
-    differ = sorted(k for k in ours if k not in ("seed", "name", "dtype", "trainable")
-                    and ours[k] != theirs.get(k))
+    allowed = ("seed", "name", "dtype", "trainable")
+    if transfer == "causal":
+        if not ours["causal"] or ours["bidirectional"]:
+            raise ValueError("train.init_transfer 'causal' needs a model with causal=true and "
+                             "bidirectional=false")
+        allowed += ("causal", "bidirectional")
+    differ = sorted(k for k in ours if k not in allowed and ours[k] != theirs.get(k))
     if differ:
         raise ValueError(f"train.init_from {preset}: its model differs from the config's in "
                          + ", ".join(f"{k} ({theirs.get(k)!r} vs {ours[k]!r})" for k in differ))
-    codec.set_weights(source.get_weights())
+    if transfer == "causal":
+        causal_transfer(source, codec)
+    else:
+        codec.set_weights(source.get_weights())
+
+
+def _relative_path(variable):
+    return variable.path.split("/", 1)[1]
+
+
+def causal_transfer(source, codec):
+    """Warm-starts a causal, unidirectional ``codec`` from a non-causal ``source`` codec of
+    the same size.
+
+    Every weight whose path and shape match is copied: all convolutions (their windows
+    move from centred to left-only padding, which fine-tuning adapts to), the decoder, the
+    quantizer (codebooks and EMA state) and the distillation projection. A bidirectional
+    encoder LSTM becomes unidirectional:
+
+    - each layer takes its forward direction's weights; from layer 2 on, the input kernel
+      keeps only the rows that read the previous layer's forward half;
+    - the output convolution, which read ``[forward + x, backward + x]`` (twice the LSTM
+      width), gets the sum of its two input halves as one kernel, so it still maps the skip
+      path ``x`` exactly as before and sees the forward LSTM in place of both directions.
+    """
+    # numpy copies: on JAX an assigned array would otherwise share the source's buffer,
+    # which the source's next compiled call may donate and delete.
+    theirs = {_relative_path(v): ops.convert_to_numpy(v) for v in source.weights}
+    wide = _find_conv_out(source)
+    narrow = _find_conv_out(codec)
+    merge = tuple(wide.kernel_v.shape) != tuple(narrow.kernel_v.shape)
+    for variable in codec.weights:
+        path = _relative_path(variable)
+        if merge and path.startswith("encoder/conv_out/kernel_"):
+            continue  # below
+        if path in theirs and tuple(theirs[path].shape) == tuple(variable.shape):
+            variable.assign(theirs[path])
+            continue
+        parts = path.split("/")
+        if parts[:2] != ["encoder", "lstm"] or not parts[2].startswith("lstm_"):
+            raise ValueError(f"causal warm start: no source weight for {path} "
+                             f"{tuple(variable.shape)}")
+        index = parts[2].split("_", 1)[1]
+        value = theirs[f"encoder/lstm/bilstm_{index}/forward_lstm_{index}/"
+                       + "/".join(parts[3:])]
+        variable.assign(value[: variable.shape[0]] if parts[-1] == "kernel" else value)
+    if merge:
+        kernel = ops.convert_to_numpy(wide.effective_kernel())
+        half = narrow.kernel_v.shape[1]
+        if kernel.shape[1] != 2 * half:
+            raise ValueError(f"causal warm start: encoder conv_out reads {kernel.shape[1]} "
+                             f"channels, not twice {half}")
+        merged = kernel[:, :half] + kernel[:, half:]
+        narrow.kernel_v.assign(merged)
+        narrow.kernel_g.assign(weight_norm_magnitude(merged))
+
+
+def _find_conv_out(codec):
+    (conv,) = [layer for layer in codec.encoder._flatten_layers(include_self=False)
+               if layer.name == "conv_out"]
+    return conv
 
 
 def build_trainer(config):
@@ -147,7 +224,7 @@ def build_trainer(config):
                          "every codec weight")
     codec = DMCodec(**config["model"], seed=config["train"].get("seed"))
     if init_from:
-        _warm_start(codec, init_from)
+        _warm_start(codec, init_from, config["train"].get("init_transfer", "exact"))
     elif init == "variance_preserving":
         # Before the first batch, so the k-means codebooks see the new latents; a resumed run
         # overwrites these weights with its checkpoint's.

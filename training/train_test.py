@@ -208,3 +208,50 @@ def test_init_from_rejects_other_architecture_and_init(config, tmp_path):
     config["train"]["init"] = "variance_preserving"
     with pytest.raises(ValueError, match="exclusive"):
         build_trainer(config)
+
+
+def test_causal_transfer_maps_a_bidirectional_preset_onto_a_causal_codec(config, tmp_path):
+    from keras_dmcodec.layers.conv import weight_norm_kernel
+    from keras_dmcodec.models.dmcodec import DMCodec
+
+    model = {**config["model"], "lstm_layers": 2, "bidirectional": True}
+    source = DMCodec(**model, seed=5)
+    source.build((None, None))
+    source.save_to_preset(tmp_path / "preset")
+    config["model"] = {**model, "causal": True, "bidirectional": False}
+    config["train"]["init_from"] = str(tmp_path / "preset")
+    with pytest.raises(ValueError, match=r"causal \(False vs True\)"):
+        build_trainer(config)  # the default transfer is exact
+    config["train"]["init_transfer"] = "causal"
+    codec = build_trainer(config).codec
+
+    def value(model, path):
+        (variable,) = [v for v in model.weights if v.path.split("/", 1)[1] == path]
+        return ops.convert_to_numpy(variable)
+
+    dim = value(codec, "encoder/lstm/lstm_0/lstm_cell/recurrent_kernel").shape[0]  # LSTM width
+    for path in ("encoder/conv_in/kernel_v", "decoder/lstm/lstm_0/lstm_cell/kernel",
+                 "quantizer/vq_1/codebook", "decoder/conv_out/bias"):
+        np.testing.assert_array_equal(value(codec, path), value(source, path))
+    for i in (0, 1):
+        forward = f"encoder/lstm/bilstm_{i}/forward_lstm_{i}/lstm_cell"
+        np.testing.assert_array_equal(value(codec, f"encoder/lstm/lstm_{i}/lstm_cell/kernel"),
+                                      value(source, f"{forward}/kernel")[:dim])
+        np.testing.assert_array_equal(
+            value(codec, f"encoder/lstm/lstm_{i}/lstm_cell/recurrent_kernel"),
+            value(source, f"{forward}/recurrent_kernel"))
+    # The output conv reads [forward + x, backward + x]: its causal twin maps x exactly as before.
+    theirs = ops.convert_to_numpy(weight_norm_kernel(
+        value(source, "encoder/conv_out/kernel_v"), value(source, "encoder/conv_out/kernel_g")))
+    ours = ops.convert_to_numpy(weight_norm_kernel(
+        value(codec, "encoder/conv_out/kernel_v"), value(codec, "encoder/conv_out/kernel_g")))
+    np.testing.assert_allclose(ours, theirs[:, :dim] + theirs[:, dim:], rtol=1e-5, atol=1e-6)
+    out = train(config, tmp_path / "run", verbose=0)
+    assert out["step"] == 4 and not out["stopped_on_nan"]
+
+    config["model"]["causal"] = False
+    with pytest.raises(ValueError, match="causal=true"):
+        build_trainer(config)
+    config["train"]["init_transfer"] = "sideways"
+    with pytest.raises(ValueError, match="init_transfer"):
+        build_trainer(config)

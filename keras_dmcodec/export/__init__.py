@@ -28,6 +28,12 @@ dynamic-range int8 weights when asked), ``encode.onnx`` and ``decode.onnx``, and
 ``export.json`` describing the shapes, the architecture numbers the windowing needs, the
 model's preset name and its fingerprint (``tokens.model_fingerprint``, as token files
 carry it).
+
+A **causal** model's export also holds the stateful streaming steps (``export.tf_graphs``):
+signatures ``encode_step`` / ``decode_step`` in the SavedModel and in ``codec.tflite``, and
+``encode_step.onnx`` / ``decode_step.onnx``, each one step of ``stream_frames`` frames with
+the state as named inputs and outputs; ``export.json``'s ``stream`` section lists the state
+shapes. ``keras_dmcodec.export.streaming`` runs them.
 """
 
 import json
@@ -41,7 +47,6 @@ import keras
 import numpy as np
 
 from keras_dmcodec import __version__, inference
-from keras_dmcodec.layers.quantization import squared_distances
 from keras_dmcodec.models.loader import resolve_model
 from keras_dmcodec.utils.files import atomic_directory
 
@@ -82,7 +87,7 @@ def prepare_for_export(model, fast_lstm=True):
 
 
 def export_codec(preset, out_dir, formats=FORMATS, n_q=None, int8=False, overwrite=False,
-                 opset=17):
+                 opset=17, stream_frames=1):
     """Exports a preset to ``out_dir``; returns the manifest dict.
 
     Args:
@@ -94,16 +99,21 @@ def export_codec(preset, out_dir, formats=FORMATS, n_q=None, int8=False, overwri
         int8: also write ``codec_int8.tflite`` (dynamic-range int8 weights).
         overwrite: replace an existing ``out_dir``.
         opset: ONNX opset.
+        stream_frames: for a causal model, frames per call of the streaming steps
+            ``encode_step`` / ``decode_step`` (1 = 20 ms, 4 = 80 ms), which every format
+            then holds beside ``encode`` / ``decode`` (``keras_dmcodec.export.streaming``).
     """
     formats = tuple(formats)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ExportError(f"unknown export format(s) {unknown}: choose from {list(FORMATS)}")
+    if int(stream_frames) < 1:
+        raise ExportError(f"stream frames must be at least 1, got {stream_frames}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir}: already exists (use --force to replace it)")
     args = dict(preset=str(preset), out_dir=str(out_dir), formats=list(formats), n_q=n_q,
-                int8=bool(int8), opset=int(opset))
+                int8=bool(int8), opset=int(opset), stream_frames=int(stream_frames))
     if keras.backend.backend() == "tensorflow":
         return export_in_this_process(**args)
     return _export_in_subprocess(args)
@@ -122,56 +132,61 @@ def _export_in_subprocess(args):
     return json.loads((Path(args["out_dir"]) / MANIFEST).read_text())
 
 
-def _signatures(model, n_q):
-    """``tf.function`` s of encode / decode with a dynamic time axis."""
-    # deferred: TensorFlow is heavy and needed only to export.
-    import tensorflow as tf
-
-    audio_spec = tf.TensorSpec([1, None], tf.float32, name="audio")
-    codes_spec = tf.TensorSpec([1, n_q, None], tf.int32, name="codes")
-    encode = tf.function(lambda audio: {"codes": _rvq_encode_tf(model, audio, n_q)},
-                         input_signature=[audio_spec])
-    decode = tf.function(lambda codes: {"audio": model.decode_tensor(codes)},
-                         input_signature=[codes_spec])
-    return encode, decode
-
-
-def export_in_this_process(preset, out_dir, formats, n_q, int8, opset):
+def export_in_this_process(preset, out_dir, formats, n_q, int8, opset, stream_frames=1):
     """``export_codec``'s work, in a process whose Keras backend is TensorFlow (the
     worker, ``python -m keras_dmcodec.export.worker``, runs it for other backends)."""
     # deferred: TensorFlow is heavy and needed only here (under any backend it is imported
     # only by the export process).
     import tensorflow as tf
 
+    from keras_dmcodec.export.tf_graphs import codec_signatures, stream_signatures
+
     if keras.backend.backend() != "tensorflow":
         raise ExportError("export_in_this_process needs the TensorFlow backend")
     resolved = resolve_model(preset)
     model = resolved.model
     n_q = model.quantizer.check_n_q(n_q)
+    streams = bool(model.causal)
+
+    def graphs(fast_lstm):
+        prepare_for_export(model, fast_lstm=fast_lstm)
+        signatures = dict(zip(("encode", "decode"), codec_signatures(model, n_q),
+                                  strict=True))
+        stream = None
+        if streams:
+            encode_step, decode_step, stream = stream_signatures(model, n_q, stream_frames)
+            signatures.update(encode_step=encode_step, decode_step=decode_step)
+        return signatures, stream
 
     with atomic_directory(Path(out_dir)) as tmp:
         files = {}
         saved = tmp / "saved_model"
+        stream = None
         if "saved_model" in formats or "tflite" in formats:  # TFLite converts the SavedModel
-            encode, decode = _signatures(prepare_for_export(model, fast_lstm=True), n_q)
+            signatures, stream = graphs(fast_lstm=True)
             # A bare tf.Module holding the variables: saving the Keras model itself would also
             # trace its own tf.functions, which the export does not need.
             module = tf.Module()
             module.codec_variables = [v.value for v in model.variables]
-            module.encode, module.decode = encode, decode
-            tf.saved_model.save(module, str(saved), signatures={"encode": encode,
-                                                                "decode": decode})
+            module.functions = list(signatures.values())
+            tf.saved_model.save(module, str(saved), signatures=signatures)
         if "saved_model" in formats:
             files["saved_model"] = "saved_model"
         if "tflite" in formats:
             files["tflite"] = "codec.tflite"
-            (tmp / "codec.tflite").write_bytes(_to_tflite(saved, int8=False))
+            keys = list(signatures)
+            (tmp / "codec.tflite").write_bytes(_to_tflite(saved, keys, int8=False))
             if int8:
                 files["tflite_int8"] = "codec_int8.tflite"
-                (tmp / "codec_int8.tflite").write_bytes(_to_tflite(saved, int8=True))
+                (tmp / "codec_int8.tflite").write_bytes(_to_tflite(saved, keys, int8=True))
         if "onnx" in formats:
-            _to_onnx(prepare_for_export(model, fast_lstm=False), tmp, n_q, opset)
+            signatures, stream = graphs(fast_lstm=False)
+            for name, function in signatures.items():
+                _to_onnx(function, tmp / f"{name}.onnx", opset)
             files.update(onnx_encode="encode.onnx", onnx_decode="decode.onnx")
+            if streams:
+                files.update(onnx_encode_step="encode_step.onnx",
+                             onnx_decode_step="decode_step.onnx")
         if saved.exists() and "saved_model" not in formats:
             shutil.rmtree(saved)
         manifest = dict(
@@ -188,14 +203,16 @@ def export_in_this_process(preset, out_dir, formats, n_q, int8, opset):
             config_hash=resolved.identity.config, codebook_hash=resolved.identity.codebooks,
             version=__version__,
         )
+        if stream is not None:
+            manifest["stream"] = stream
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def _to_onnx(model, out_dir, n_q, opset):
-    """Writes ``encode.onnx`` / ``decode.onnx`` with a dynamic number of samples / frames.
+def _to_onnx(function, path, opset):
+    """Writes one ``tf.function`` as an ONNX file (dynamic axes stay dynamic).
 
-    ``model`` must run Keras's own LSTM loop (``prepare_for_export(model,
+    The model must run Keras's own LSTM loop (``prepare_for_export(model,
     fast_lstm=False)``): tf2onnx rewrites it into ONNX's native LSTM, so any length runs
     and the conversion stays small. (Converting an unrolled static graph instead took
     5-8 GiB of memory for a 1 s window of the 34 M-parameter configuration, because
@@ -204,40 +221,16 @@ def _to_onnx(model, out_dir, n_q, opset):
     # deferred: tf2onnx is heavy, optional, and needed only to export.
     import tf2onnx
 
-    encode, decode = _signatures(model, n_q)
-    for name, function in (("encode", encode), ("decode", decode)):
-        tf2onnx.convert.from_function(function, input_signature=function.input_signature,
-                                      opset=opset,
-                                      output_path=str(Path(out_dir) / f"{name}.onnx"))
+    tf2onnx.convert.from_function(function, input_signature=function.input_signature,
+                                  opset=opset, output_path=str(path))
 
 
-def _rvq_encode_tf(model, audio, n_q):
-    """``model.encode_tensor`` with ``tf.argmin`` for the nearest code.
-
-    Keras's TensorFlow ``argmin`` adds a bitwise -0.0 check (``BitwiseAnd``) that TFLite
-    has no builtin for; the distances are the quantiser's own (``squared_distances``, same
-    expansion), so codes differ only where two distances are exactly equal.
-    """
-    # deferred: TensorFlow is heavy and needed only to export.
-    import tensorflow as tf
-
-    latents = model.encode_latents(audio)
-    residual = tf.reshape(tf.cast(latents, tf.float32), (-1, model.dimension))
-    codes = []
-    for vq in model.quantizer.quantizers[:n_q]:
-        codebook = tf.convert_to_tensor(vq.codebook.value)
-        index = tf.argmin(squared_distances(residual, codebook), axis=-1, output_type=tf.int32)
-        residual = residual - tf.gather(codebook, index)
-        codes.append(tf.reshape(index, tf.shape(latents)[:-1]))
-    return tf.stack(codes, axis=1)
-
-
-def _to_tflite(saved_model_dir, int8=False):
+def _to_tflite(saved_model_dir, signature_keys, int8=False):
     # deferred: TensorFlow is heavy and needed only to export.
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        str(saved_model_dir), signature_keys=["encode", "decode"])
+        str(saved_model_dir), signature_keys=list(signature_keys))
     # Builtin ops only: conversion fails rather than silently needing the Flex delegate.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if int8:

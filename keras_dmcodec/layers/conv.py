@@ -30,6 +30,22 @@ def _static_length(x):
     return int(length) if length is not None else ops.shape(x)[1]
 
 
+def zero_pad_time(x, left, right):
+    """Zero-pads ``x`` ([batch, time, channels]) along time by ``left`` / ``right`` samples.
+
+    ``right`` may be a tensor (a dynamic-length export graph). Then the right zeros are
+    concatenated rather than padded: a ``pad`` with tensor amounts loses every static
+    dimension in TensorFlow graphs, and the TFLite converter cannot lower a convolution
+    whose input channels are unknown.
+    """
+    if isinstance(right, int):
+        return ops.pad(x, [[0, 0], [left, right], [0, 0]]) if left or right else x
+    if left:
+        x = ops.pad(x, [[0, 0], [left, 0], [0, 0]])
+    zeros = ops.zeros((ops.shape(x)[0], right, x.shape[2]), x.dtype)
+    return ops.concatenate([x, zeros], axis=1)
+
+
 def reflect_pad_time(x, left, right):
     """Reflect-pads ``x`` ([batch, time, channels]) along time.
 
@@ -314,7 +330,7 @@ class NormConv1D(keras.layers.Layer):
         elif self.pad_mode == "reflect":
             x = reflect_pad_time(inputs, left, right)
         else:
-            x = ops.pad(inputs, [[0, 0], [left, right], [0, 0]])
+            x = zero_pad_time(inputs, left, right)
         y = conv1d(x, ops.cast(self.effective_kernel(), x.dtype), strides=self.strides,
                    dilation_rate=self.dilation_rate)
         if self.bias is not None:
