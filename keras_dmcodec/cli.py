@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "keras_dmcodec.commands.tokenize_corpus",
     "keras_dmcodec.commands.codec",
     "keras_dmcodec.commands.export",
+    "keras_dmcodec.commands.stream",
 )
 
 

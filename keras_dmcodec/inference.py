@@ -47,7 +47,9 @@ Streaming (causal models)
     context, each transposed convolution's overlap, each LSTM's ``(h, c)``), so the
     output equals the offline causal pass over everything streamed so far, however it
     was cut. Algorithmic latency: one frame (``hop_length`` samples, 20 ms), no
-    lookahead.
+    lookahead. ``stream_through`` runs a whole file through an encoder and decoder
+    chunk by chunk (at real-time pace or as fast as possible) and times every step
+    (``dmcodec stream``, ``benchmarks/bench_streaming.py``).
 
 Everything takes a built ``DMCodec`` and numpy arrays, so other tools (corpus
 tokenization workers, the CLI, benchmarks) share one implementation.
@@ -55,6 +57,8 @@ tokenization workers, the CLI, benchmarks) share one implementation.
 
 import functools
 import math
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -453,3 +457,109 @@ class StreamingDecoder(_Stream):
         self.frames += codes.shape[-1]
         return ops.convert_to_numpy(audio).astype(np.float32)
 
+
+
+@dataclass
+class StreamRun:
+    """What ``stream_through`` measured: the outputs and, per chunk, the compute times.
+
+    Attributes:
+        audio: float32 ``[samples]``, the decoded stream cut to the input's length.
+        codes: int32 ``[n_q, frames]``, every code the encoder emitted.
+        chunk_seconds: audio per chunk (the algorithmic latency is one chunk).
+        encode_seconds, decode_seconds: compute time of each chunk's encoder and decoder
+            step (float arrays, one entry per chunk).
+        latency_seconds: per chunk, from the moment its last sample arrived to the moment
+            its decoded audio was ready; in a real-time run this includes waiting for
+            earlier chunks that ran late, otherwise it equals the compute time.
+        realtime: whether the chunks arrived at real-time pace.
+        warmup_seconds: the untimed first step on silence (compilation: ``jax.jit``,
+            ``tf.function`` tracing), after which both streams were reset.
+    """
+
+    audio: np.ndarray
+    codes: np.ndarray
+    chunk_seconds: float
+    encode_seconds: np.ndarray
+    decode_seconds: np.ndarray
+    latency_seconds: np.ndarray
+    realtime: bool
+    warmup_seconds: float = 0.0
+
+    def summary(self):
+        """A dict of milliseconds (median, p99 and max per chunk of the encoder, the decoder,
+        both, and the latency), the real-time factor (audio seconds per compute second) and
+        the chunks that finished after the next chunk arrived (``late_chunks``)."""
+        total = self.encode_seconds + self.decode_seconds
+        out = {"chunks": len(total), "chunk_ms": 1000.0 * self.chunk_seconds}
+        for name, values in (("encode", self.encode_seconds), ("decode", self.decode_seconds),
+                             ("total", total), ("latency", self.latency_seconds)):
+            out[f"{name}_median_ms"] = 1000.0 * float(np.median(values))
+            out[f"{name}_p99_ms"] = 1000.0 * float(np.percentile(values, 99))
+            out[f"{name}_max_ms"] = 1000.0 * float(np.max(values))
+        out["real_time_factor"] = len(total) * self.chunk_seconds / float(np.sum(total))
+        out["late_chunks"] = int(np.sum(self.latency_seconds > self.chunk_seconds))
+        return out
+
+
+def stream_through(encoder, decoder, audio, chunk_samples, realtime=False, warmup=True,
+                   clock=time.perf_counter, sleep=time.sleep):
+    """Runs ``audio`` through a streaming encoder and decoder chunk by chunk, as from a live
+    source, and times every step.
+
+    Args:
+        encoder, decoder: objects with ``step`` (``StreamingEncoder`` / ``StreamingDecoder``,
+            or the exported ``keras_dmcodec.export.streaming`` ones), fresh or reset.
+        audio: float ``[samples]``, one stream. The last chunk is zero-padded to whole hops
+            (a stream emits whole frames); the output is cut back to ``samples``.
+        chunk_samples: samples per chunk, a positive multiple of the hop.
+        realtime: feed each chunk only when it would have arrived from a microphone
+            (``chunk_samples / sample_rate`` seconds after the previous one); otherwise as
+            fast as possible.
+        warmup: first run one chunk of silence through both and reset them, so that the
+            timings are of the compiled steps (the warm-up time is reported apart).
+        clock, sleep: time source and wait (tests pass fakes).
+
+    Returns:
+        A ``StreamRun``.
+    """
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim != 1 or audio.size == 0:
+        raise ValueError(f"audio must be a non-empty 1-D array, got shape {audio.shape}")
+    sample_rate = encoder.sample_rate if hasattr(encoder, "sample_rate") \
+        else encoder.model.sample_rate
+    chunk_samples = int(chunk_samples)
+    total = -(-audio.size // chunk_samples) * chunk_samples
+    padded = np.zeros(total, np.float32)
+    padded[: audio.size] = audio
+    chunk_seconds = chunk_samples / sample_rate
+    warmup_seconds = 0.0
+    if warmup:
+        t0 = clock()
+        decoder.step(encoder.step(np.zeros((1, chunk_samples), np.float32)))
+        warmup_seconds = clock() - t0
+        encoder.reset()
+        decoder.reset()
+    encode_s, decode_s, latency, codes, decoded = [], [], [], [], []
+    start = clock()
+    for index in range(total // chunk_samples):
+        chunk = padded[index * chunk_samples:(index + 1) * chunk_samples]
+        arrived = start + (index + 1) * chunk_seconds if realtime else clock()
+        if realtime:
+            wait = arrived - clock()
+            if wait > 0:
+                sleep(wait)
+        t0 = clock()
+        frame_codes = encoder.step(chunk[None])
+        t1 = clock()
+        decoded.append(decoder.step(frame_codes)[0])
+        t2 = clock()
+        codes.append(frame_codes[0])
+        encode_s.append(t1 - t0)
+        decode_s.append(t2 - t1)
+        latency.append(t2 - (arrived if realtime else t0))
+    return StreamRun(audio=np.concatenate(decoded)[: audio.size],
+                     codes=np.concatenate(codes, axis=-1), chunk_seconds=chunk_seconds,
+                     encode_seconds=np.asarray(encode_s), decode_seconds=np.asarray(decode_s),
+                     latency_seconds=np.asarray(latency), realtime=bool(realtime),
+                     warmup_seconds=warmup_seconds)

@@ -183,3 +183,70 @@ def test_streams_reset_and_refuse_bad_input(causal_codec_and_audio, codec_and_au
         decoder.step(np.zeros((4, 0), "int32"))
     with pytest.raises(ValueError, match="streaming needs a causal model"):
         inference.StreamingEncoder(codec_and_audio[0])
+
+
+class _FakeClock:
+    """A clock that each step advances by a fixed cost; ``sleep`` advances it too."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        assert seconds > 0
+        self.now += seconds
+
+
+class _Timed:
+    """Wraps a stream so that each step costs ``cost`` seconds of the fake clock."""
+
+    def __init__(self, stream, clock, cost):
+        self.stream, self.clock, self.cost = stream, clock, cost
+        self.model = stream.model
+
+    def step(self, value):
+        self.clock.now += self.cost
+        return self.stream.step(value)
+
+    def reset(self):
+        self.stream.reset()
+
+
+def test_stream_through_matches_offline_and_times_each_chunk(causal_codec_and_audio):
+    model, audio = causal_codec_and_audio
+    clip = audio[0, :7 * 640 + 100]  # not a whole number of chunks: the last one is padded
+    run = inference.stream_through(inference.StreamingEncoder(model),
+                                   inference.StreamingDecoder(model), clip, chunk_samples=640)
+    padded = np.concatenate([clip, np.zeros(540, "float32")])[None]
+    offline = ops.convert_to_numpy(model.encode_tensor(padded))
+    assert run.codes.shape == (model.n_q, 16) and run.audio.shape == clip.shape
+    assert assert_codes_equal_up_to_ties(model, padded, run.codes[None], offline) <= 1
+    decoded = ops.convert_to_numpy(model.decode_tensor(run.codes[None]))[0, : clip.size]
+    np.testing.assert_allclose(run.audio, decoded, atol=1e-5 * np.abs(decoded).max())
+    assert len(run.encode_seconds) == 8 and run.chunk_seconds == 0.04
+    stats = run.summary()
+    assert stats["chunks"] == 8 and stats["total_p99_ms"] >= stats["total_median_ms"] > 0
+    assert stats["real_time_factor"] > 0
+
+    # Real-time pace with a fake clock: encoding costs 10 ms and decoding 5 ms of a 20 ms
+    # chunk, so each chunk is ready 15 ms after it arrived and nothing runs late.
+    clock = _FakeClock()
+    encoder = _Timed(inference.StreamingEncoder(model), clock, 0.010)
+    decoder = _Timed(inference.StreamingDecoder(model), clock, 0.005)
+    run = inference.stream_through(encoder, decoder, clip[:3200], 320, realtime=True,
+                                   clock=clock, sleep=clock.sleep)
+    np.testing.assert_allclose(run.encode_seconds, 0.010)
+    np.testing.assert_allclose(run.latency_seconds, 0.015)
+    assert run.summary()["late_chunks"] == 0 and run.warmup_seconds == pytest.approx(0.015)
+    assert encoder.stream.frames == 10  # the warm-up step was reset away
+    # 30 ms per 20 ms chunk: it falls behind, and the latency grows by 10 ms per chunk.
+    encoder.cost = 0.025
+    run = inference.stream_through(encoder, decoder, clip[:3200], 320, realtime=True,
+                                   clock=clock, sleep=clock.sleep)
+    np.testing.assert_allclose(np.diff(run.latency_seconds), 0.010, atol=1e-9)
+    stats = run.summary()
+    assert stats["late_chunks"] == 10 and stats["real_time_factor"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        inference.stream_through(encoder, decoder, np.zeros(0, "float32"), 320)

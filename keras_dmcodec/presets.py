@@ -69,6 +69,18 @@ PRESETS = {
             bidirectional=True, dilation_base=2, residual_kernel_size=3, n_residual_layers=1,
         ),
     },
+    "dmcodec_small_causal": {
+        "description": "The streaming twin of dmcodec_small: same size, causal convolutions "
+        "(left-only zero padding) and a unidirectional encoder LSTM, so it encodes and decodes "
+        "20 ms at a time with no lookahead (docs/streaming.md); trained weights ship in "
+        "saved_models/dmcodec_small_causal.",
+        "config": dict(
+            sample_rate=16000, n_filters=16, ratios=[8, 5, 4, 2], dimension=256,
+            semantic_dimension=384, n_q=8, codebook_size=1024, lstm_layers=2,
+            bidirectional=False, causal=True, dilation_base=2, residual_kernel_size=3,
+            n_residual_layers=1,
+        ),
+    },
 }
 
 # Seed of randomly initialised presets, so that the same spec gives the same weights in

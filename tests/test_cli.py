@@ -10,12 +10,13 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+
+from keras_dmcodec.utils.testing import CLI_DRIVER as DRIVER
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="backend-independent; runs once")
@@ -123,21 +124,6 @@ def test_demo_prints_metrics_and_writes_its_report(workspace):
     assert (root / "demo" / "report_audio" / "reconstruction" / "sample_16k.flac").is_file()
     again = _run("demo", "--model", "preset", "-o", "demo", cwd=root)
     assert again.returncode == 1 and "already exists (use --force" in again.stderr
-
-
-DRIVER = textwrap.dedent(
-    """
-    import contextlib, io, json, sys
-    from keras_dmcodec.cli import main
-    results = []
-    for argv in json.loads(sys.argv[1]):
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            code = main(argv)
-        results.append([code, err.getvalue()])
-    print(json.dumps(results))
-    """
-)
 
 
 def test_bad_inputs_give_one_line_errors(workspace):

@@ -355,3 +355,20 @@ def stream_in_chunks(layer, x, chunks, per_chunk=1):
     assert start == x.shape[1], f"the chunks cover {start} of {x.shape[1]} time steps"
     return np.concatenate(outputs, axis=1)
 
+
+
+# A Python program that runs ``keras_dmcodec.cli.main`` once per argv of the JSON list in its
+# first argument and prints ``[[exit code, stderr], ...]`` as JSON: many error cases in one
+# process (a ``dmcodec`` process spends ~10 s importing). Run it as
+# ``[sys.executable, "-c", CLI_DRIVER, json.dumps(argvs)]``.
+CLI_DRIVER = """
+import contextlib, io, json, sys
+from keras_dmcodec.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    results.append([code, err.getvalue()])
+print(json.dumps(results))
+"""
