@@ -229,6 +229,11 @@ def test_causal_transfer_maps_a_bidirectional_preset_onto_a_causal_codec(config,
         (variable,) = [v for v in model.weights if v.path.split("/", 1)[1] == path]
         return ops.convert_to_numpy(variable)
 
+    def kernel(model):
+        return ops.convert_to_numpy(weight_norm_kernel(
+            ops.convert_to_tensor(value(model, "encoder/conv_out/kernel_v")),
+            ops.convert_to_tensor(value(model, "encoder/conv_out/kernel_g"))))
+
     dim = value(codec, "encoder/lstm/lstm_0/lstm_cell/recurrent_kernel").shape[0]  # LSTM width
     for path in ("encoder/conv_in/kernel_v", "decoder/lstm/lstm_0/lstm_cell/kernel",
                  "quantizer/vq_1/codebook", "decoder/conv_out/bias"):
@@ -241,10 +246,7 @@ def test_causal_transfer_maps_a_bidirectional_preset_onto_a_causal_codec(config,
             value(codec, f"encoder/lstm/lstm_{i}/lstm_cell/recurrent_kernel"),
             value(source, f"{forward}/recurrent_kernel"))
     # The output conv reads [forward + x, backward + x]: its causal twin maps x exactly as before.
-    theirs = ops.convert_to_numpy(weight_norm_kernel(
-        value(source, "encoder/conv_out/kernel_v"), value(source, "encoder/conv_out/kernel_g")))
-    ours = ops.convert_to_numpy(weight_norm_kernel(
-        value(codec, "encoder/conv_out/kernel_v"), value(codec, "encoder/conv_out/kernel_g")))
+    theirs, ours = kernel(source), kernel(codec)
     np.testing.assert_allclose(ours, theirs[:, :dim] + theirs[:, dim:], rtol=1e-5, atol=1e-6)
     out = train(config, tmp_path / "run", verbose=0)
     assert out["step"] == 4 and not out["stopped_on_nan"]
