@@ -10,26 +10,24 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from keras_dmcodec.utils.testing import CLI_DRIVER as DRIVER
+from keras_dmcodec.utils.testing import run_dmcodec
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="backend-independent; runs once")
 
 CONFIG = dict(n_filters=4, dimension=16, semantic_dimension=8, n_q=4, codebook_size=32,
               lstm_layers=1, kmeans_iters=3)
-DMCODEC = str(Path(sys.executable).parent / "dmcodec")
 ENV = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def _run(*args, cwd):
-    return subprocess.run([DMCODEC, *map(str, args)], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=600)
+    return run_dmcodec(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,13 @@ and check it against that backend's Keras model.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from keras_dmcodec.utils.testing import assert_codes_equal_up_to_ties
+from keras_dmcodec.utils.testing import assert_codes_equal_up_to_ties, run_dmcodec
 
 BACKEND = keras.backend.backend()
 CONFIG = dict(n_filters=4, dimension=16, semantic_dimension=8, n_q=4, codebook_size=32,
@@ -27,11 +24,9 @@ HOP = 320
 
 
 def _export(preset, out, *args):
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "dmcodec"), "export", "--backend",
-         "jax" if BACKEND == "tensorflow" else BACKEND, "--model", str(preset), "-o", str(out),
-         *args], env=env, capture_output=True, text=True, timeout=900)
+    # In the TensorFlow pass the command runs under JAX: weights rebuilt in a TF process.
+    return run_dmcodec("export", "--backend", "jax" if BACKEND == "tensorflow" else BACKEND,
+                       "--model", preset, "-o", out, *args, cwd=Path(out).parent, timeout=900)
 
 
 @pytest.fixture(scope="module")

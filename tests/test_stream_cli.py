@@ -9,27 +9,23 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import soundfile as sf
 
-from keras_dmcodec.utils.testing import CLI_DRIVER
+from keras_dmcodec.utils.testing import CLI_DRIVER, run_dmcodec
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="backend-independent; runs once")
 
 CONFIG = dict(n_filters=4, dimension=16, semantic_dimension=8, n_q=4, codebook_size=32,
               lstm_layers=1, kmeans_iters=3, causal=True, bidirectional=False)
-DMCODEC = str(Path(sys.executable).parent / "dmcodec")
 
 
 def _run(*args, cwd, backend="tensorflow"):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([DMCODEC, *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return run_dmcodec(*args, cwd=cwd, backend=backend)
 
 
 @pytest.fixture(scope="module")

@@ -372,3 +372,17 @@ for argv in json.loads(sys.argv[1]):
     results.append([code, err.getvalue()])
 print(json.dumps(results))
 """
+
+
+def run_dmcodec(*args, cwd, backend="tensorflow", timeout=600):
+    """Runs the installed ``dmcodec`` console script (beside this Python) with ``args`` in
+    ``cwd`` under ``KERAS_BACKEND=backend``; returns the ``subprocess.CompletedProcess``
+    (text stdout / stderr captured)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = [str(Path(sys.executable).parent / "dmcodec"), *map(str, args)]
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
