@@ -9,7 +9,10 @@ whose Spectrogram / MelScale compute the same transforms with ``torch.stft`` and
 Slaney/HTK filters. Same config, batch and segment on both sides, one run, one table.
 
     python benchmarks/bench_train_step.py --preset small --batch 8 --seconds 1 --steps 3 \
-        [--no-discriminators] [--dtype mixed_bfloat16]
+        [--no-discriminators | --discriminators mstft [mpd msd]] [--dtype mixed_bfloat16]
+
+``--discriminators`` times a subset of the three (both sides), e.g. ``mstft`` alone as
+EnCodec trains, to weigh each one's cost.
 """
 
 import argparse
@@ -87,7 +90,7 @@ def _load_reference_file(relative, name):
     return module
 
 
-def run_reference(config, batch, seconds, steps, threads, discriminators=True):
+def run_reference(config, batch, seconds, steps, threads, discriminators=("mpd", "msd", "mstft")):
     import numpy as np
     import torch
 
@@ -106,8 +109,9 @@ def run_reference(config, batch, seconds, steps, threads, discriminators=True):
            "codebook_size": config["codebook_size"], "n_q": config["n_q"],
            "sample_rate": config["sample_rate"]}
     generator = model_mod.SpeechTokenizer(cfg).train()
-    discs = [disc_mod.MultiPeriodDiscriminator(), disc_mod.MultiScaleDiscriminator(),
-             disc_mod.MultiScaleSTFTDiscriminator(32)] if discriminators else []
+    makers = {"mpd": disc_mod.MultiPeriodDiscriminator, "msd": disc_mod.MultiScaleDiscriminator,
+              "mstft": lambda: disc_mod.MultiScaleSTFTDiscriminator(32)}
+    discs = [makers[name]() for name in discriminators]
     optim_g = torch.optim.Adam(generator.parameters(), 1e-4, betas=(0.9, 0.99))
     optim_d = torch.optim.Adam([p for d in discs for p in d.parameters()], 1e-4,
                                betas=(0.9, 0.99)) if discs else None
@@ -149,8 +153,8 @@ def run_reference(config, batch, seconds, steps, threads, discriminators=True):
     return {"step_s": statistics.median(times), "first_s": None}
 
 
-def run_ours(config, batch, seconds, steps, update_order="sequential", discriminators=True,
-             dtype="float32"):
+def run_ours(config, batch, seconds, steps, update_order="sequential",
+             discriminators=tuple(DISCRIMINATORS), dtype="float32"):
     import keras
     import numpy as np
 
@@ -158,7 +162,7 @@ def run_ours(config, batch, seconds, steps, update_order="sequential", discrimin
     from keras_dmcodec.models.trainer import DMCodecTrainer
 
     trainer = DMCodecTrainer(DMCodec(**config, seed=0, dtype=dtype),
-                             discriminators=DISCRIMINATORS if discriminators else {},
+                             discriminators={k: DISCRIMINATORS[k] for k in discriminators},
                              distill="sm", update_order=update_order)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-4, beta_1=0.9, beta_2=0.99))
     rng = np.random.default_rng(0)
@@ -190,19 +194,22 @@ def main():
                         default="sequential", help="our step: D then G (reference) or joint")
     parser.add_argument("--no-discriminators", action="store_true",
                         help="codec step only (reconstruction, mel, commitment, distillation)")
+    parser.add_argument("--discriminators", nargs="+", choices=sorted(DISCRIMINATORS),
+                        default=sorted(DISCRIMINATORS), help="which discriminators (default: all)")
     parser.add_argument("--dtype", choices=["float32", "mixed_bfloat16"], default="float32",
                         help="our dtype policy (the reference runs float32)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     config = _preset_config(args.preset)
+    chosen = [] if args.no_discriminators else sorted(set(args.discriminators))
 
     if args.worker:
         if args.worker == "reference":
             result = run_reference(config, args.batch, args.seconds, args.steps, args.threads,
-                                   not args.no_discriminators)
+                                   chosen)
         else:
             result = run_ours(config, args.batch, args.seconds, args.steps, args.update_order,
-                              not args.no_discriminators, args.dtype)
+                              chosen, args.dtype)
         print("RESULT " + json.dumps(result))
         return
 
@@ -215,7 +222,7 @@ def main():
                "--batch", str(args.batch), "--seconds", str(args.seconds),
                "--steps", str(args.steps), "--threads", str(args.threads),
                "--update-order", args.update_order, "--dtype", args.dtype,
-               *(["--no-discriminators"] if args.no_discriminators else [])]
+               *(["--discriminators", *chosen] if chosen else ["--no-discriminators"])]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
         line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
         if out.returncode or not line:
@@ -225,7 +232,7 @@ def main():
 
     ref = dict(rows).get("reference")
     print(f"\nTraining step, dmcodec_{args.preset}, batch {args.batch} x {args.seconds:g} s, "
-          f"{'no discriminators' if args.no_discriminators else 'MPD+MSD+MS-STFT'}, "
+          f"{'+'.join(chosen).upper() if chosen else 'no discriminators'}, "
           f"{args.threads} CPU threads, median of {args.steps} steps, our update order: "
           f"{args.update_order}, our dtype policy: {args.dtype}\n")
     print("| implementation | step s | steps/s | speed vs reference | first step s (compile) |")
