@@ -45,7 +45,8 @@ def codec_from_checkpoint(run, step=None):
     # The checkpoint replaces every weight: skip the warm start / re-initialisation (the
     # warm-start preset may be gone, or be the very folder being shipped to).
     trainer = build_trainer({**config, "train": {k: v for k, v in config["train"].items()
-                                                 if k not in ("init", "init_from")}})
+                                                 if k not in ("init", "init_from",
+                                                              "init_transfer")}})
     trainer.load_weights(path / "trainer.weights.h5")
     return trainer.codec, config, step
 
@@ -87,6 +88,7 @@ def ship(run, out, step=None, overwrite=False):
     }
     if config["train"].get("init_from"):  # a fine-tune: record where it started
         start = _lineage(config["train"]["init_from"])
+        start["transfer"] = config["train"].get("init_transfer", "exact")
         metadata["init_from"] = start
         metadata["total_steps"] = int(step) + int(start.get("total_steps") or 0)
     codec.save_to_preset(out, overwrite=overwrite, metadata=metadata)
