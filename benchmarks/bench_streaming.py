@@ -94,7 +94,7 @@ def worker_exported(workdir, seconds, chunks, threads):
     from keras_dmcodec.export.streaming import ExportedStreamingDecoder, ExportedStreamingEncoder
 
     audio = _speech(seconds)
-    rows = {"TFLite": {}, "ONNX": {}}
+    rows = {"TFLite": {}, "TFLite 1 thread": {}, "ONNX": {}}
     for chunk_ms in chunks:
         # One export per chunk size: a step of chunk_ms per call (one call per chunk).
         out = workdir / f"exported_{chunk_ms}ms"
@@ -103,10 +103,11 @@ def worker_exported(workdir, seconds, chunks, threads):
             export_codec(workdir / "preset", out, formats=("tflite", "onnx"),
                          stream_frames=chunk_ms // 20)
             _log(f"  export with {chunk_ms} ms steps: {time.perf_counter() - start:.0f} s")
-        for name, runtime in (("TFLite", "tflite"), ("ONNX", "onnx")):
+        for name, runtime, n in (("TFLite", "tflite", threads), ("TFLite 1 thread", "tflite", 1),
+                                 ("ONNX", "onnx", threads)):
             run = inference.stream_through(
-                ExportedStreamingEncoder(out, runtime, num_threads=threads),
-                ExportedStreamingDecoder(out, runtime, num_threads=threads), audio,
+                ExportedStreamingEncoder(out, runtime, num_threads=n),
+                ExportedStreamingDecoder(out, runtime, num_threads=n), audio,
                 chunk_samples=16 * chunk_ms)
             rows[name][str(chunk_ms)] = _stats(run)
             _log(f"  {name} {chunk_ms} ms: total median "
