@@ -139,6 +139,7 @@ def export_in_this_process(preset, out_dir, formats, n_q, int8, opset, stream_fr
     # only by the export process).
     import tensorflow as tf
 
+    # deferred: tf_graphs imports TensorFlow at its top.
     from keras_dmcodec.export.tf_graphs import codec_signatures, stream_signatures
 
     if keras.backend.backend() != "tensorflow":
