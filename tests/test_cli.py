@@ -6,17 +6,13 @@ entry point ``keras_dmcodec.cli.main`` once per case (imports cost ~10 s per pro
 two cases also go through the ``dmcodec`` executable to check the exit status end to end.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
-from keras_dmcodec.utils.testing import CLI_DRIVER as DRIVER
-from keras_dmcodec.utils.testing import run_dmcodec
+from keras_dmcodec.utils.testing import assert_one_line_errors, run_dmcodec
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="backend-independent; runs once")
@@ -187,15 +183,7 @@ def test_bad_inputs_give_one_line_errors(workspace):
         "--text is for the --html report": ["roundtrip", str(root / "in" / "a.wav"), *model,
                                             "--text", "hello"],
     }
-    result = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(list(cases.values()))],
-                            cwd=root, env=ENV, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
-    for (expected, argv), (code, stderr) in zip(cases.items(), outcomes, strict=True):
-        lines = stderr.strip().splitlines()
-        assert code == 1, (argv, code, stderr)
-        assert len(lines) == 1 and lines[0].startswith("dmcodec: error: "), (argv, stderr)
-        assert expected.strip() in lines[0], (expected, lines[0])
+    assert_one_line_errors(cases, cwd=root)
     assert not [p for p in bad.rglob("*.npz") if p.parent.name.startswith("o")]
     assert not [p for p in bad.rglob("*.wav") if p.parent.name.startswith("o")]
     assert not [p for p in bad.rglob("*.html")] and not (bad / "o17").exists()

@@ -6,16 +6,13 @@ TensorFlow pass.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import soundfile as sf
 
-from keras_dmcodec.utils.testing import CLI_DRIVER, run_dmcodec
+from keras_dmcodec.utils.testing import assert_one_line_errors, run_dmcodec
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="backend-independent; runs once")
@@ -110,15 +107,5 @@ def test_stream_errors_are_one_line(workspace):
         "missing.wav: no such file": ["missing.wav", "--model", "causal"],
         "no export.json": ["in.wav", "--runtime", "tflite", "--export", "."],
     }
-    argvs = [["stream", *argv] for argv in cases.values()]
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", CLI_DRIVER, json.dumps(argvs)], cwd=root,
-                            env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
-    for (expected, argv), (code, stderr) in zip(cases.items(), outcomes, strict=True):
-        lines = stderr.strip().splitlines()
-        assert code == 1, (argv, code, stderr)
-        assert len(lines) == 1 and lines[0].startswith("dmcodec: error: "), (argv, stderr)
-        assert expected in lines[0], (expected, lines[0])
+    assert_one_line_errors({k: ["stream", *v] for k, v in cases.items()}, cwd=root)
     assert (root / "exists.wav").read_bytes() == b"x" and not (root / "out.mp3").exists()
