@@ -354,6 +354,20 @@ class _Stream:
         self.batch_size = int(batch_size)
         self.reset()
 
+    @property
+    def sample_rate(self):
+        return self.model.sample_rate
+
+    @property
+    def hop_length(self):
+        return self.model.hop_length
+
+    @property
+    def step_samples(self):
+        """The smallest chunk a step takes (one hop): chunks are multiples of it (the same
+        attribute as the exported streams', ``export.streaming``)."""
+        return self.model.hop_length
+
     def _batched(self, array, rank, what):
         array = np.asarray(array)
         if array.ndim == rank - 1 and self.batch_size == 1:
@@ -508,8 +522,9 @@ def stream_through(encoder, decoder, audio, chunk_samples, realtime=False, warmu
     source, and times every step.
 
     Args:
-        encoder, decoder: objects with ``step`` (``StreamingEncoder`` / ``StreamingDecoder``,
-            or the exported ``keras_dmcodec.export.streaming`` ones), fresh or reset.
+        encoder, decoder: objects with ``step``, ``reset`` and (the encoder) ``sample_rate``
+            (``StreamingEncoder`` / ``StreamingDecoder``, or the exported
+            ``keras_dmcodec.export.streaming`` ones), fresh or reset.
         audio: float ``[samples]``, one stream. The last chunk is zero-padded to whole hops
             (a stream emits whole frames); the output is cut back to ``samples``.
         chunk_samples: samples per chunk, a positive multiple of the hop.
@@ -526,8 +541,7 @@ def stream_through(encoder, decoder, audio, chunk_samples, realtime=False, warmu
     audio = np.asarray(audio, np.float32)
     if audio.ndim != 1 or audio.size == 0:
         raise ValueError(f"audio must be a non-empty 1-D array, got shape {audio.shape}")
-    sample_rate = encoder.sample_rate if hasattr(encoder, "sample_rate") \
-        else encoder.model.sample_rate
+    sample_rate = encoder.sample_rate
     chunk_samples = int(chunk_samples)
     total = -(-audio.size // chunk_samples) * chunk_samples
     padded = np.zeros(total, np.float32)

@@ -204,7 +204,7 @@ class _Timed:
 
     def __init__(self, stream, clock, cost):
         self.stream, self.clock, self.cost = stream, clock, cost
-        self.model = stream.model
+        self.sample_rate = stream.sample_rate
 
     def step(self, value):
         self.clock.now += self.cost

@@ -207,8 +207,9 @@ def causal_transfer(source, codec):
 
 
 def _find_conv_out(codec):
-    (conv,) = [layer for layer in codec.encoder._flatten_layers(include_self=False)
-               if layer.name == "conv_out"]
+    conv = codec.encoder.model_layers[-1]  # the encoder ends with its output convolution
+    if conv.name != "conv_out":
+        raise ValueError(f"causal warm start: the encoder ends with {conv.name}, not conv_out")
     return conv
 
 

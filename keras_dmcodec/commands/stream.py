@@ -55,7 +55,7 @@ def register(subparsers):
 
 
 def _streams(args):
-    """``(encoder, decoder, sample_rate, hop, name)`` for the chosen runtime."""
+    """``(encoder, decoder, name)`` for the chosen runtime."""
     if args.runtime == "keras":
         if args.export:
             raise ValueError("--export needs --runtime tflite, tflite_int8 or onnx")
@@ -66,7 +66,7 @@ def _streams(args):
                              f"reads the future); use a causal model such as "
                              f"dmcodec_small_causal")
         return (inference.StreamingEncoder(model, n_q=args.n_q),
-                inference.StreamingDecoder(model), model.sample_rate, model.hop_length,
+                inference.StreamingDecoder(model),
                 resolved.name + (" (random weights)" if args.random_weights else ""))
     if not args.export:
         raise ValueError(f"--runtime {args.runtime} needs --export DIR (dmcodec export of a "
@@ -75,8 +75,7 @@ def _streams(args):
     decoder = ExportedStreamingDecoder(args.export, args.runtime)
     if args.n_q is not None and args.n_q != encoder.n_q:
         raise ValueError(f"the export streams {encoder.n_q} codebooks; --n-q cannot change that")
-    return encoder, decoder, encoder.sample_rate, encoder.hop_length, \
-        f"{encoder.manifest.get('model')} ({args.runtime} export)"
+    return encoder, decoder, f"{encoder.manifest.get('model')} ({args.runtime} export)"
 
 
 def stream_command(args):
@@ -86,15 +85,15 @@ def stream_command(args):
     if args.out and Path(args.out).suffix.lower() not in (".wav", ".flac"):
         raise ValueError(f"{args.out}: the output must be a .wav or .flac file")
     try:
-        encoder, decoder, sample_rate, hop, name = _streams(args)
+        encoder, decoder, name = _streams(args)
     except ExportError as err:
         raise ValueError(str(err)) from None
+    sample_rate, hop = encoder.sample_rate, encoder.hop_length
     chunk_samples = sample_rate * args.chunk_ms // 1000
     if chunk_samples % hop:
         raise ValueError(f"--chunk-ms {args.chunk_ms} is not a whole number of "
                          f"{1000 * hop / sample_rate:g} ms frames")
-    if getattr(encoder, "step_samples", hop) > chunk_samples or \
-            chunk_samples % getattr(encoder, "step_samples", hop):
+    if chunk_samples % encoder.step_samples:  # an export's step may span several frames
         raise ValueError(f"--chunk-ms {args.chunk_ms} is not a multiple of the export's "
                          f"{1000 * encoder.step_samples / sample_rate:g} ms step")
     audio, _ = load_audio(args.input, sample_rate=sample_rate)

@@ -58,6 +58,12 @@ MANIFEST = "export.json"
 ARCHITECTURE_KEYS = ("ratios", "n_residual_layers", "residual_kernel_size", "dilation_base")
 
 
+def state_name(index, new=False):
+    """The name of flattened streaming-state tensor ``index`` in the exported steps
+    (``new_`` for a step's output; distinct input and output names, which ONNX needs)."""
+    return f"{'new_' if new else ''}state_{index:02d}"
+
+
 class ExportError(ValueError):
     """An export that cannot be done, with a one-line reason."""
 
@@ -184,10 +190,7 @@ def export_in_this_process(preset, out_dir, formats, n_q, int8, opset, stream_fr
             signatures, stream = graphs(fast_lstm=False)
             for name, function in signatures.items():
                 _to_onnx(function, tmp / f"{name}.onnx", opset)
-            files.update(onnx_encode="encode.onnx", onnx_decode="decode.onnx")
-            if streams:
-                files.update(onnx_encode_step="encode_step.onnx",
-                             onnx_decode_step="decode_step.onnx")
+            files.update({f"onnx_{name}": f"{name}.onnx" for name in signatures})
         if saved.exists() and "saved_model" not in formats:
             shutil.rmtree(saved)
         manifest = dict(

@@ -17,31 +17,26 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_dmcodec.export import ExportError, read_manifest
+from keras_dmcodec.export import ExportError, read_manifest, state_name
 
 STREAM_RUNTIMES = ("tflite", "tflite_int8", "onnx")
-
-
-def _state_name(index, new=False):
-    # The names ``export.tf_graphs.state_name`` gives (that module imports TensorFlow).
-    return f"{'new_' if new else ''}state_{index:02d}"
+STEPS = ("encode_step", "decode_step")
 
 
 class _TFLiteSteps:
-    def __init__(self, path, num_threads=None):
+    def __init__(self, path, num_threads=None, steps=STEPS):
         # deferred: an optional runtime, needed only to run exported files.
         from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self.runners = {name: self.interpreter.get_signature_runner(name)
-                        for name in ("encode_step", "decode_step")}
+        self.runners = {name: self.interpreter.get_signature_runner(name) for name in steps}
 
     def run(self, name, inputs):
         return self.runners[name](**inputs)
 
 
 class _OnnxSteps:
-    def __init__(self, directory, files, num_threads=None):
+    def __init__(self, directory, files, num_threads=None, steps=STEPS):
         # deferred: an optional runtime, needed only to run exported files.
         import onnxruntime as ort
 
@@ -51,7 +46,7 @@ class _OnnxSteps:
         self.sessions = {
             name: ort.InferenceSession(str(Path(directory) / files[f"onnx_{name}"]), options,
                                        providers=["CPUExecutionProvider"])
-            for name in ("encode_step", "decode_step")}
+            for name in steps}
         self.outputs = {name: [o.name for o in session.get_outputs()]
                         for name, session in self.sessions.items()}
 
@@ -60,9 +55,10 @@ class _OnnxSteps:
         return dict(zip(self.outputs[name], values, strict=True))
 
 
-def open_stream_runtime(directory, runtime="tflite", num_threads=None, manifest=None):
-    """The streaming steps of export ``directory`` in ``runtime`` (one of
-    ``STREAM_RUNTIMES``); a one-line ``ExportError`` when the export has none."""
+def open_stream_runtime(directory, runtime="tflite", num_threads=None, manifest=None,
+                        steps=STEPS):
+    """The streaming ``steps`` (default both) of export ``directory`` in ``runtime`` (one
+    of ``STREAM_RUNTIMES``); a one-line ``ExportError`` when the export has none."""
     manifest = manifest or read_manifest(directory)
     if runtime not in STREAM_RUNTIMES:
         raise ValueError(f"unknown streaming runtime {runtime!r}: choose from "
@@ -76,8 +72,8 @@ def open_stream_runtime(directory, runtime="tflite", num_threads=None, manifest=
         raise ExportError(f"{directory}: no {runtime} export (exported: "
                           f"{', '.join(sorted(files))})")
     if runtime == "onnx":
-        return _OnnxSteps(directory, files, num_threads=num_threads)
-    return _TFLiteSteps(Path(directory) / files[runtime], num_threads=num_threads)
+        return _OnnxSteps(directory, files, num_threads=num_threads, steps=steps)
+    return _TFLiteSteps(Path(directory) / files[runtime], num_threads=num_threads, steps=steps)
 
 
 class _ExportedStream:
@@ -87,7 +83,8 @@ class _ExportedStream:
 
     def __init__(self, directory, runtime="tflite", num_threads=None):
         self.manifest = read_manifest(directory)
-        self.steps = open_stream_runtime(directory, runtime, num_threads, self.manifest)
+        self.steps = open_stream_runtime(directory, runtime, num_threads, self.manifest,
+                                         steps=(self.kind,))
         stream = self.manifest["stream"]
         self.step_frames = int(stream["frames"])
         self.step_samples = int(stream["samples"])
@@ -107,11 +104,19 @@ class _ExportedStream:
 
     def _run(self, name, value):
         inputs = {name: value}
-        inputs.update({_state_name(i): s for i, s in enumerate(self.state)})
+        inputs.update({state_name(i): s for i, s in enumerate(self.state)})
         outputs = self.steps.run(self.kind, inputs)
-        self.state = [np.asarray(outputs[_state_name(i, new=True)])
+        self.state = [np.asarray(outputs[state_name(i, new=True)])
                       for i in range(len(self.state))]
         return outputs
+
+    def _run_steps(self, name, value, size, output):
+        """Runs ``value`` through the exported step ``size`` at a time along its last axis
+        (carrying the state); returns the outputs ``output`` joined along their last axis."""
+        outputs = [self._run(name, value[..., start:start + size])[output]
+                   for start in range(0, value.shape[-1], size)]
+        self.frames += value.shape[-1] // size * self.step_frames
+        return np.concatenate(outputs, axis=-1)
 
     @staticmethod
     def _one_stream(array, rank, what):
@@ -151,12 +156,8 @@ class ExportedStreamingEncoder(_ExportedStream):
                              f"{audio.shape[1]} samples")
         if not np.issubdtype(audio.dtype, np.floating) or not np.isfinite(audio).all():
             raise ValueError("audio must be finite floats (NaN, inf or integers given)")
-        audio = audio.astype(np.float32)
-        codes = [self._run("audio", audio[:, start:start + self.step_samples])["codes"]
-                 for start in range(0, audio.shape[1], self.step_samples)]
-        codes = np.concatenate(codes, axis=-1).astype(np.int32)
-        self.frames += codes.shape[-1]
-        return codes
+        return self._run_steps("audio", audio.astype(np.float32), self.step_samples,
+                               "codes").astype(np.int32)
 
 
 class ExportedStreamingDecoder(_ExportedStream):
@@ -188,8 +189,5 @@ class ExportedStreamingDecoder(_ExportedStream):
         if (not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0
                 or codes.max() >= self.codebook_size):
             raise ValueError(f"codes must be integers in [0, {self.codebook_size})")
-        codes = codes.astype(np.int32)
-        audio = [self._run("codes", codes[:, :, start:start + self.step_frames])["audio"]
-                 for start in range(0, codes.shape[-1], self.step_frames)]
-        self.frames += codes.shape[-1]
-        return np.concatenate(audio, axis=-1).astype(np.float32)
+        return self._run_steps("codes", codes.astype(np.int32), self.step_frames,
+                               "audio").astype(np.float32)

@@ -16,6 +16,7 @@ each step the state the previous step returned, and resets a stream by zeroing i
 import keras
 import tensorflow as tf
 
+from keras_dmcodec.export import state_name
 from keras_dmcodec.layers.quantization import squared_distances
 
 
@@ -47,11 +48,6 @@ def codec_signatures(model, n_q):
     decode = tf.function(lambda codes: {"audio": model.decode_tensor(codes)},
                          input_signature=[codes_spec])
     return encode, decode
-
-
-def state_name(index, new=False):
-    """The name of flattened state tensor ``index`` (``new_`` for a step's output)."""
-    return f"{'new_' if new else ''}state_{index:02d}"
 
 
 def _flat_state_specs(state):

@@ -17,7 +17,9 @@ what these helpers check.
 
 import json
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -379,24 +381,22 @@ def run_dmcodec(*args, cwd, backend="tensorflow", timeout=600):
     """Runs the installed ``dmcodec`` console script (beside this Python) with ``args`` in
     ``cwd`` under ``KERAS_BACKEND=backend``; returns the ``subprocess.CompletedProcess``
     (text stdout / stderr captured)."""
-    import subprocess
-    from pathlib import Path
-
     command = [str(Path(sys.executable).parent / "dmcodec"), *map(str, args)]
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(command, cwd=cwd, env=_cli_env(backend), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _cli_env(backend):
+    return dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def assert_one_line_errors(cases, cwd, backend="tensorflow"):
     """Runs every ``{expected message: argv}`` case through ``keras_dmcodec.cli.main`` in one
     subprocess (``CLI_DRIVER``) and asserts that each exits with status 1 and prints exactly
     one stderr line, ``dmcodec: error: ...``, containing its expected message."""
-    import subprocess
-
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run([sys.executable, "-c", CLI_DRIVER, json.dumps(list(cases.values()))],
-                            cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+                            cwd=cwd, env=_cli_env(backend), capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     outcomes = json.loads(result.stdout.strip().splitlines()[-1])
     for (expected, argv), (code, stderr) in zip(cases.items(), outcomes, strict=True):
