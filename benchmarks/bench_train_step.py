@@ -12,7 +12,10 @@ Slaney/HTK filters. Same config, batch and segment on both sides, one run, one t
         [--no-discriminators | --discriminators mstft [mpd msd]] [--dtype mixed_bfloat16]
 
 ``--discriminators`` times a subset of the three (both sides), e.g. ``mstft`` alone as
-EnCodec trains, to weigh each one's cost.
+EnCodec trains, to weigh each one's cost. ``--adversarial-every K`` runs the discriminators'
+update and the GAN terms on every K-th step only (our ``DMCodecTrainer(adversarial_every=K)``;
+the reference loop does the same), and reports the mean step over a whole number of K-step
+cycles (``--steps`` must be a multiple of K).
 """
 
 import argparse
@@ -90,7 +93,13 @@ def _load_reference_file(relative, name):
     return module
 
 
-def run_reference(config, batch, seconds, steps, threads, discriminators=("mpd", "msd", "mstft")):
+def _summary(times, every):
+    # One adversarial step per `every`: the mean over whole cycles is the cost per step.
+    return statistics.median(times) if every == 1 else statistics.mean(times)
+
+
+def run_reference(config, batch, seconds, steps, threads, discriminators=("mpd", "msd", "mstft"),
+                  every=1):
     import numpy as np
     import torch
 
@@ -124,16 +133,16 @@ def run_reference(config, batch, seconds, steps, threads, discriminators=("mpd",
     target = torch.tensor(rng.normal(size=(batch, frames, config["semantic_dimension"])),
                           dtype=torch.float32)
 
-    def step():
+    def step(adversarial):
         x_hat, loss_q, feature = generator(x)
-        if discs:
+        if discs and adversarial:
             optim_d.zero_grad()
             outs = [d(x, x_hat.detach()) for d in discs]
             loss_d = sum(loss.discriminator_loss(o[0], o[1]) for o in outs)
             loss_d.backward()
             optim_d.step()
         optim_g.zero_grad()
-        outs = [d(x, x_hat) for d in discs]
+        outs = [d(x, x_hat) for d in discs] if adversarial else []
         mel = sum(w * loss.mel_loss(x, x_hat, **k)
                   for w, k in zip((45, 1, 1, 1), mel_kwargs, strict=True))
         total = (sum(loss.feature_loss(o[2], o[3]) for o in outs)
@@ -147,14 +156,14 @@ def run_reference(config, batch, seconds, steps, threads, discriminators=("mpd",
     times = []
     for i in range(steps + 1):
         start = time.perf_counter()
-        step()
+        step(i % every == 0)
         if i:  # the first step runs k-means initialisation
             times.append(time.perf_counter() - start)
-    return {"step_s": statistics.median(times), "first_s": None}
+    return {"step_s": _summary(times, every), "first_s": None}
 
 
 def run_ours(config, batch, seconds, steps, update_order="sequential",
-             discriminators=tuple(DISCRIMINATORS), dtype="float32"):
+             discriminators=tuple(DISCRIMINATORS), dtype="float32", every=1):
     import keras
     import numpy as np
 
@@ -163,7 +172,8 @@ def run_ours(config, batch, seconds, steps, update_order="sequential",
 
     trainer = DMCodecTrainer(DMCodec(**config, seed=0, dtype=dtype),
                              discriminators={k: DISCRIMINATORS[k] for k in discriminators},
-                             distill="sm", update_order=update_order)
+                             distill="sm", update_order=update_order,
+                             adversarial_every=every)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-4, beta_1=0.9, beta_2=0.99))
     rng = np.random.default_rng(0)
     samples = int(seconds * 16000)
@@ -179,7 +189,7 @@ def run_ours(config, batch, seconds, steps, update_order="sequential",
         start = time.perf_counter()
         trainer.train_on_batch(data)
         times.append(time.perf_counter() - start)
-    return {"step_s": statistics.median(times), "first_s": first}
+    return {"step_s": _summary(times, every), "first_s": first}
 
 
 def main():
@@ -198,18 +208,23 @@ def main():
                         default=sorted(DISCRIMINATORS), help="which discriminators (default: all)")
     parser.add_argument("--dtype", choices=["float32", "mixed_bfloat16"], default="float32",
                         help="our dtype policy (the reference runs float32)")
+    parser.add_argument("--adversarial-every", type=int, default=1, metavar="K",
+                        help="discriminators' update and GAN terms on every K-th step only")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    every = args.adversarial_every
+    if every < 1 or args.steps % every:
+        parser.error(f"--steps ({args.steps}) must be a multiple of --adversarial-every ({every})")
     config = _preset_config(args.preset)
     chosen = [] if args.no_discriminators else sorted(set(args.discriminators))
 
     if args.worker:
         if args.worker == "reference":
             result = run_reference(config, args.batch, args.seconds, args.steps, args.threads,
-                                   chosen)
+                                   chosen, every)
         else:
             result = run_ours(config, args.batch, args.seconds, args.steps, args.update_order,
-                              chosen, args.dtype)
+                              chosen, args.dtype, every)
         print("RESULT " + json.dumps(result))
         return
 
@@ -222,6 +237,7 @@ def main():
                "--batch", str(args.batch), "--seconds", str(args.seconds),
                "--steps", str(args.steps), "--threads", str(args.threads),
                "--update-order", args.update_order, "--dtype", args.dtype,
+               "--adversarial-every", str(every),
                *(["--discriminators", *chosen] if chosen else ["--no-discriminators"])]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
         line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -233,7 +249,9 @@ def main():
     ref = dict(rows).get("reference")
     print(f"\nTraining step, dmcodec_{args.preset}, batch {args.batch} x {args.seconds:g} s, "
           f"{'+'.join(chosen).upper() if chosen else 'no discriminators'}, "
-          f"{args.threads} CPU threads, median of {args.steps} steps, our update order: "
+          f"{'' if every == 1 else f'adversarial every {every} steps, '}"
+          f"{args.threads} CPU threads, {'median' if every == 1 else 'mean'} of {args.steps} "
+          f"steps, our update order: "
           f"{args.update_order}, our dtype policy: {args.dtype}\n")
     print("| implementation | step s | steps/s | speed vs reference | first step s (compile) |")
     print("|---|---|---|---|---|")

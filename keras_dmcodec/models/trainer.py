@@ -39,6 +39,9 @@ DISCRIMINATORS = {
 
 DISTILL_MODES = ("none", "lm", "sm", "lm+sm")
 
+# Metrics of the adversarial part of the step, averaged over the steps that run it.
+ADVERSARIAL_METRICS = ("adversarial_loss", "feature_loss", "discriminator_loss")
+
 LOSS_NAMES = ("generator_loss", "discriminator_loss", "adversarial_loss", "feature_loss",
               "mel_loss", "mel_error", "recon_loss", "commitment_loss", "distill_loss",
               "sm_distill_loss", "lm_distill_loss")
@@ -109,6 +112,18 @@ class DMCodecTrainer(keras.Model):
         distill_frame0_only: bool. Reproduce the released reference's defect
             of distilling only the first frame (see ``losses/distillation.py``).
         update_order: str. ``"sequential"`` (reference) or ``"simultaneous"``.
+        adversarial_every: int. Run the adversarial part of the step (the
+            discriminators' update and the generator's adversarial and
+            feature-matching terms) on every ``k``-th step only, counted from
+            step 0; the other steps train the codec on its reconstruction,
+            commitment and distillation terms alone, without running the
+            discriminators. 1 (the reference) is every step. A cheaper GAN
+            phase on small machines: with MS-STFT alone the adversarial step
+            costs ~7x a reconstruction step here. The logged
+            ``adversarial_loss``, ``feature_loss`` and ``discriminator_loss``
+            average the adversarial steps only. The discriminators' learning-rate
+            schedule advances with their own updates (once per ``k`` steps).
+            Needs ``update_order="sequential"``.
 
     Example:
     >>> codec = DMCodec(n_filters=4, dimension=16, semantic_dimension=0, n_q=2,
@@ -144,6 +159,7 @@ class DMCodecTrainer(keras.Model):
         lm_dimension=None,
         distill_frame0_only=False,
         update_order="sequential",
+        adversarial_every=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -156,6 +172,12 @@ class DMCodecTrainer(keras.Model):
             raise ValueError(f"distill must be one of {DISTILL_MODES} or None, got {distill!r}")
         if update_order not in ("sequential", "simultaneous"):
             raise ValueError("update_order must be 'sequential' or 'simultaneous', got "
+                             f"{update_order!r}")
+        if int(adversarial_every) != adversarial_every or adversarial_every < 1:
+            raise ValueError("adversarial_every must be an integer >= 1, got "
+                             f"{adversarial_every!r}")
+        if adversarial_every > 1 and update_order != "sequential":
+            raise ValueError("adversarial_every > 1 needs update_order='sequential', got "
                              f"{update_order!r}")
         if distill not in (None, "none") and not codec.semantic_dimension:
             raise ValueError(f"distill={distill!r} needs a codec with semantic_dimension > 0")
@@ -199,6 +221,7 @@ class DMCodecTrainer(keras.Model):
             self.lm_projection = keras.layers.Dense(self.lm_dimension, name="lm_projection")
         self.distill_frame0_only = bool(distill_frame0_only)
         self.update_order = update_order
+        self.adversarial_every = int(adversarial_every)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
         self.build()
 
@@ -338,7 +361,7 @@ class DMCodecTrainer(keras.Model):
         """``L_D`` of the discriminators on ``stop_gradient(fake)``."""
         return self.adversarial.discriminator_loss(audio, fake, training=training)
 
-    def generator_losses(self, audio, out, targets, frozen=False):
+    def generator_losses(self, audio, out, targets, frozen=False, adversarial=True):
         """``L_G`` and its terms, as a dict of scalars named as the trainer's metrics.
 
         Args:
@@ -347,9 +370,15 @@ class DMCodecTrainer(keras.Model):
             targets: the teacher targets of ``unpack_batch``.
             frozen: bool. Run the discriminators with their weights behind
                 ``stop_gradient``, for a function that also differentiates ``L_D``.
+            adversarial: bool. False leaves the discriminators out: the
+                adversarial and feature-matching terms are 0 (the reconstruction
+                steps of ``adversarial_every``).
         """
         fake = out["audio"]
-        adv, fm = self.adversarial.generator_terms(audio, fake, frozen=frozen)
+        if adversarial:
+            adv, fm = self.adversarial.generator_terms(audio, fake, frozen=frozen)
+        else:
+            adv, fm = ops.zeros(()), ops.zeros(())
         mel_parts = self.mel_loss.scale_losses(audio, fake)
         mel = sum(w * p for w, p in zip(self.mel_weights, mel_parts, strict=True))
         recon = time_l1_loss(audio, fake)
@@ -389,17 +418,30 @@ class DMCodecTrainer(keras.Model):
             tracker.update_state(y_pred[name])
         return self.get_metrics_result()
 
-    def record_step(self, logs, d_loss):
+    def record_step(self, logs, d_loss, adversarial=True):
         """Updates the metrics with a sequential step's losses; returns their results.
 
         Args:
             logs: the dict of ``generator_losses``.
             d_loss: ``L_D`` of the step (before the discriminators' update).
+            adversarial: bool (or a boolean tensor). Whether the step ran the
+                discriminators; the adversarial metrics average those steps only.
         """
         logs = dict(logs, discriminator_loss=d_loss)
         logs["loss"] = logs["generator_loss"] + d_loss
         self._loss_tracker.update_state(logs["loss"])
-        return self.compute_metrics(None, None, logs)
+        weight = ops.cast(adversarial, "float32")
+        for name, tracker in self.trackers.items():
+            if name in ADVERSARIAL_METRICS:
+                tracker.update_state(logs[name], sample_weight=weight)
+            else:
+                tracker.update_state(logs[name])
+        return self.get_metrics_result()
+
+    def is_adversarial_step(self):
+        """Whether the step about to run is adversarial (a boolean tensor; see
+        ``adversarial_every``)."""
+        return ops.equal(ops.mod(self.optimizer.iterations, self.adversarial_every), 0)
 
     # ----------------------------------------------------------- train step
     def train_step(self, *args, **kwargs):
@@ -430,6 +472,7 @@ class DMCodecTrainer(keras.Model):
             lm_dimension=self.lm_dimension,
             distill_frame0_only=self.distill_frame0_only,
             update_order=self.update_order,
+            adversarial_every=self.adversarial_every,
         )
         return config
 

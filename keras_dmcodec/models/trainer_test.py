@@ -242,6 +242,56 @@ def test_config_round_trip_and_validation():
         DMCodecTrainer(trainer.codec, discriminators={}, update_order="alternating")
     with pytest.raises(ValueError, match="lm_rvq_layer"):
         DMCodecTrainer(trainer.codec, discriminators={}, lm_rvq_layer=5)
+    every = DMCodecTrainer(trainer.codec, discriminators={}, adversarial_every=4)
+    assert DMCodecTrainer.from_config(every.get_config()).adversarial_every == 4
+    for bad in (0, 1.5, -2):
+        with pytest.raises(ValueError, match="adversarial_every must be an integer >= 1"):
+            DMCodecTrainer(trainer.codec, discriminators={}, adversarial_every=bad)
+    with pytest.raises(ValueError, match="needs update_order='sequential'"):
+        DMCodecTrainer(trainer.codec, discriminators={}, adversarial_every=2,
+                       update_order="simultaneous")
+
+
+def test_adversarial_every_k_runs_the_discriminators_on_every_kth_step_only():
+    """``adversarial_every=2``: steps 0 and 2 update the discriminators and add the GAN terms;
+    steps 1 and 3 train the codec alone; the adversarial metrics average their own steps."""
+    codec = DMCodec(n_filters=4, dimension=16, semantic_dimension=8, n_q=2, codebook_size=16,
+                    lstm_layers=1, kmeans_iters=2, seed=0)
+    trainer = DMCodecTrainer(codec, discriminators={"msd": {"num_scales": 1, "channels": [4] * 7}},
+                             mel_weights=(45.0, 1.0), distill="sm", adversarial_every=2)
+    # Compiled on TensorFlow and JAX (their tf.cond / lax.cond), eager on torch.
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
+                    run_eagerly=keras.backend.backend() == "torch")
+    data = {"audio": _speechlike(2, 3200),
+            "sm_features": np.random.default_rng(1).normal(size=(2, 10, 8)).astype("float32")}
+    disc = trainer.discriminators[0]
+    snapshots = [([_np(v).copy() for v in disc.trainable_variables],
+                  [_np(v).copy() for v in codec.trainable_variables])]
+    keep = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: snapshots.append(
+        ([_np(v).copy() for v in disc.trainable_variables],
+         [_np(v).copy() for v in codec.trainable_variables])))
+    # One batch per epoch, so each epoch's logs are one step's.
+    history = trainer.fit(data, batch_size=2, epochs=4, verbose=0, shuffle=False,
+                          callbacks=[keep]).history
+
+    def moved(before, after):
+        return any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+    for step in range(4):
+        adversarial = step % 2 == 0
+        (disc_before, codec_before), (disc_after, codec_after) = snapshots[step:step + 2]
+        assert moved(disc_before, disc_after) == adversarial, step
+        assert moved(codec_before, codec_after), step
+        logs = {k: v[step] for k, v in history.items()}
+        for name in ("discriminator_loss", "adversarial_loss", "feature_loss"):
+            assert (logs[name] > 0) == adversarial, (step, name, logs[name])
+        reconstruction = (logs["mel_loss"] + 10 * logs["commitment_loss"]
+                          + 500 * logs["recon_loss"] + 120 * logs["distill_loss"])
+        gan = logs["adversarial_loss"] + logs["feature_loss"] if adversarial else 0.0
+        np.testing.assert_allclose(logs["generator_loss"], reconstruction + gan, rtol=1e-4)
+    assert int(_np(trainer.optimizer.iterations)) == 4
+    assert int(_np(trainer.generator_optimizer.iterations)) == 4
+    assert int(_np(trainer.discriminator_optimizer.iterations)) == 2
 
 
 def test_mixed_bfloat16_fit_step():
