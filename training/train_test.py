@@ -210,6 +210,22 @@ def test_init_from_rejects_other_architecture_and_init(config, tmp_path):
         build_trainer(config)
 
 
+def test_init_from_may_change_the_codebook_update_settings(config, tmp_path):
+    """The quantizer's training-time settings (dead-code threshold, EMA decay) shape no
+    weight: a fine-tune may change them, and the copied codebooks are the preset's."""
+    from keras_dmcodec.models.dmcodec import DMCodec
+
+    source = DMCodec(**config["model"], seed=3)
+    source.build((None, None))
+    source.save_to_preset(tmp_path / "preset")
+    config["model"] = {**config["model"], "threshold_ema_dead_code": 0.1, "decay": 0.95}
+    config["train"]["init_from"] = str(tmp_path / "preset")
+    codec = build_trainer(config).codec
+    assert codec.quantizer.threshold_ema_dead_code == 0.1
+    for ours, theirs in zip(codec.weights, source.weights, strict=True):
+        np.testing.assert_array_equal(ops.convert_to_numpy(ours), ops.convert_to_numpy(theirs))
+
+
 def test_causal_transfer_maps_a_bidirectional_preset_onto_a_causal_codec(config, tmp_path):
     from keras_dmcodec.layers.conv import weight_norm_kernel
     from keras_dmcodec.models.dmcodec import DMCodec
