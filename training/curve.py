@@ -94,7 +94,11 @@ def ship_due(run, every, points, final_step):
 
 
 def plot_curve(points, path):
-    """STOI, mel distance and WER against total steps (the original audio's WER dashed)."""
+    """STOI, mel distance and WER against total steps (the original audio's WER dashed).
+
+    Points may carry a ``phase`` (a curve merged from several runs): a dotted line marks
+    where it changes (at the new phase's starting point), labelled with the text before its first colon in the STOI panel.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -109,7 +113,15 @@ def plot_curve(points, path):
         if key == "wer":
             ax.axhline(points[-1]["original_wer"], color="grey", linestyle="--",
                        label="original audio")
-            ax.legend(fontsize=8, frameon=False)
+            ax.legend(fontsize=8, frameon=False, loc="upper right")
+        for i in range(1, len(points)):  # where a point's phase differs from the one before
+            phase = points[i].get("phase")
+            if phase and phase != points[i - 1].get("phase"):
+                ax.axvline(steps[i - 1], color="#d62728", alpha=0.5, linestyle=":")
+                if key == "stoi":
+                    ax.annotate(" phase " + phase.split(":")[0], (steps[i - 1], 0.02),
+                                xycoords=("data", "axes fraction"), fontsize=7,
+                                color="#d62728", ha="left", va="bottom")
         ax.set_title(title, loc="left", fontsize=10)
         ax.set_xlabel("total training steps")
         ax.grid(alpha=0.3)

@@ -42,3 +42,24 @@ def test_curve_of_a_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["--run", str(run), "--data", str(manifest), "--every", "4"]) == 0
     assert "(2 points)" in capsys.readouterr().out
+
+
+def test_plot_marks_where_a_merged_curve_changes_phase(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from training.curve import plot_curve
+
+    point = {"stoi": 0.8, "mel_distance": 0.5, "wer": 30.0, "original_wer": 15.0,
+             "utterances": 20}
+    points = [dict(point, total_steps=s, phase=ph) for s, ph in
+              ((0, "1: plain"), (1000, "1: plain"), (2000, "2: gan"), (3000, "2: gan"))]
+    lines = []
+    original = matplotlib.axes.Axes.axvline
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvline",
+                        lambda ax, x, *a, **k: lines.append(x) or original(ax, x, *a, **k))
+    assert plot_curve(points, tmp_path / "c.png").stat().st_size > 10_000
+    assert lines == [1000, 1000, 1000]  # one per panel, at the new phase's starting point
+    lines.clear()
+    plot_curve([{k: v for k, v in p.items() if k != "phase"} for p in points],
+               tmp_path / "d.png")
+    assert lines == []

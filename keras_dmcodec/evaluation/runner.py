@@ -119,7 +119,8 @@ def evaluate(systems, utterances, out_dir, n_qs=None, judge=None, visqol_mapper=
     systems = [original] + [s for s in systems if not isinstance(s, OriginalAudio)]
     keys = [s.key for s in systems]
     if len(set(keys)) != len(keys):
-        raise ValueError(f"two systems share a name: {keys}; give each --model a distinct label")
+        raise ValueError(f"two systems share a name: {keys}; a system is named after its "
+                         "preset or folder, so give each --model a folder of its own name")
     plan = []
     for system in systems:
         if not system.has_codes:
