@@ -97,7 +97,8 @@ def plot_curve(points, path):
     """STOI, mel distance and WER against total steps (the original audio's WER dashed).
 
     Points may carry a ``phase`` (a curve merged from several runs): a dotted line marks
-    where it changes (at the new phase's starting point), labelled with the text before its first colon in the STOI panel.
+    where it changes (at the new phase's starting point), labelled in the STOI panel with
+    the text before the phase's first colon.
     """
     import matplotlib
 

@@ -1,13 +1,18 @@
 """Turns a training checkpoint into a preset directory (e.g. the shipped default model).
 
     python -m training.ship --run runs/dmcodec_small [--step N] --out saved_models/dmcodec_small \
-        [--force]
+        [--force] [--raw-weights]
 
 Reads ``<run>/config.json`` (written by ``training.train``) and
 ``<run>/checkpoints/step-<N>/trainer.weights.h5`` (the newest when ``--step`` is not
 given), rebuilds the trainer, and writes the codec alone with ``save_preset`` (atomically).
 The preset's ``metadata.json`` records the step, the distillation mode, the teacher cache
 settings and the training data, so a model card can be checked against it.
+
+A run trained with ``"optimizer": {"ema_momentum": m}`` keeps a moving average of the codec's
+weights in its optimizer state; its presets carry that average (the checkpoint's
+``optimizer.npz`` is read too), recorded as ``"weights": "ema"`` with the momentum in the
+metadata. ``--raw-weights`` ships the trained weights themselves instead, for comparison.
 """
 
 import argparse
@@ -17,7 +22,7 @@ from pathlib import Path
 
 from keras_dmcodec.presets import PresetError, locate_preset
 from keras_dmcodec.teachers.cache import open_teacher_cache
-from training.train import build_trainer, list_checkpoints
+from training.train import build_trainer, list_checkpoints, load_checkpoint
 
 
 def checkpoint_dir(run, step=None):
@@ -34,8 +39,12 @@ def checkpoint_dir(run, step=None):
                             f"{[n for n, _ in found]})")
 
 
-def codec_from_checkpoint(run, step=None):
-    """``(codec, config, step)`` restored from a run directory."""
+def codec_from_checkpoint(run, step=None, average=True):
+    """``(codec, config, step)`` restored from a run directory.
+
+    With ``average`` (the default) and a run that keeps a moving average of the weights
+    (``optimizer.ema_momentum``), the codec holds that average; otherwise its trained weights.
+    """
     run = Path(run)
     config_path = run / "config.json"
     if not config_path.is_file():
@@ -47,7 +56,11 @@ def codec_from_checkpoint(run, step=None):
     trainer = build_trainer({**config, "train": {k: v for k, v in config["train"].items()
                                                  if k not in ("init", "init_from",
                                                               "init_transfer")}})
-    trainer.load_weights(path / "trainer.weights.h5")
+    if average and config.get("optimizer", {}).get("ema_momentum"):
+        load_checkpoint(trainer, path)  # the weights and the optimizer state holding the average
+        trainer.use_weight_average()
+    else:
+        trainer.load_weights(path / "trainer.weights.h5")
     return trainer.codec, config, step
 
 
@@ -71,10 +84,15 @@ def _lineage(preset):
             "train_data": meta.get("train_data"), "init_from": meta.get("init_from")}
 
 
-def ship(run, out, step=None, overwrite=False):
-    """Writes the codec of ``run`` (at ``step``) to the preset directory ``out``."""
-    codec, config, step = codec_from_checkpoint(run, step)
+def ship(run, out, step=None, overwrite=False, average=True):
+    """Writes the codec of ``run`` (at ``step``) to the preset directory ``out``.
+
+    ``average``: the moving average of the weights where the run keeps one (see the module
+    docstring); False ships the trained weights.
+    """
+    codec, config, step = codec_from_checkpoint(run, step, average=average)
     loss = config.get("loss", {})
+    ema = config.get("optimizer", {}).get("ema_momentum")
     metadata = {
         "step": int(step),
         "distill": loss.get("distill") or "none",
@@ -86,6 +104,9 @@ def ship(run, out, step=None, overwrite=False):
         if loss.get("distill") not in (None, "none") else None,
         "training_config": config.get("description", ""),
     }
+    if ema:
+        metadata["weights"] = "ema" if average else "raw"
+        metadata["ema_momentum"] = float(ema)
     if config["train"].get("init_from"):  # a fine-tune: record where it started
         start = _lineage(config["train"]["init_from"])
         start["transfer"] = config["train"].get("init_transfer", "exact")
@@ -101,9 +122,13 @@ def main(argv=None):
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
     parser.add_argument("--out", required=True, help="preset directory to write")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    parser.add_argument("--raw-weights", action="store_true",
+                        help="a run with optimizer.ema_momentum: ship the trained weights, not "
+                             "their moving average")
     args = parser.parse_args(argv)
     try:
-        out, metadata = ship(args.run, args.out, args.step, overwrite=args.force)
+        out, metadata = ship(args.run, args.out, args.step, overwrite=args.force,
+                             average=not args.raw_weights)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 1

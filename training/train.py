@@ -238,7 +238,7 @@ def build_trainer(config):
                              **config.get("loss", {}))
     opt = config["optimizer"]
 
-    def adam():
+    def adam(ema=None):
         # The reference's two optimizers (optim_g, optim_d): Adam lr 1e-4, betas (0.9, 0.99),
         # weight decay 0, CosineAnnealingLR stepped once per training step.
         lr = opt.get("learning_rate", 1e-4)
@@ -250,11 +250,17 @@ def build_trainer(config):
                 warmup_target=lr if warmup else None, warmup_steps=warmup)
         # Optional global-norm gradient clipping (not in the reference), applied by each
         # optimizer to its own gradients (codec and discriminators separately).
+        # ema: keep an exponential moving average of the weights (not in the reference), for
+        # evaluation and shipping (DMCodecTrainer.use_weight_average); training uses the raw ones.
+        ema_kwargs = {"use_ema": True, "ema_momentum": float(ema)} if ema else {}
         return keras.optimizers.Adam(lr, beta_1=opt.get("beta_1", 0.9),
                                      beta_2=opt.get("beta_2", 0.99),
-                                     global_clipnorm=opt.get("global_clipnorm"))
+                                     global_clipnorm=opt.get("global_clipnorm"), **ema_kwargs)
 
-    trainer.compile(optimizer=adam(), discriminator_optimizer=adam())
+    ema = opt.get("ema_momentum")
+    if ema is not None and not 0.0 < float(ema) < 1.0:
+        raise ValueError(f"optimizer.ema_momentum must be between 0 and 1 (exclusive), got {ema}")
+    trainer.compile(optimizer=adam(ema), discriminator_optimizer=adam())
     return trainer
 
 

@@ -143,6 +143,53 @@ def test_ship_writes_a_checkpoint_as_a_preset(config, tmp_path):
                       str(tmp_path / "other")]) == 1
 
 
+def test_ema_of_the_weights_is_kept_swapped_in_by_fit_and_shipped(config, tmp_path):
+    """optimizer.ema_momentum: an EMA of the codec's weights, exact on every backend."""
+    from keras_dmcodec import DMCodec
+    from training.ship import ship
+
+    config["optimizer"]["ema_momentum"] = 0.5
+    config["discriminators"] = {}  # the codec's optimizer is the one that keeps the average
+    trainer = build_trainer(config)
+    assert trainer.generator_optimizer.use_ema
+    assert not trainer.discriminator_optimizer.use_ema
+    g_vars = trainer.generator_variables()
+    after_each = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):  # one step per epoch: synced on every backend
+            after_each.append([ops.convert_to_numpy(v).copy() for v in g_vars])
+
+    audio = np.random.default_rng(2).normal(size=(2, 3200)).astype("float32") * 0.1
+    trainer.fit(audio, batch_size=2, epochs=3, verbose=0, callbacks=[Record()])
+    expected = after_each[0]  # the first step starts the average at the weights
+    for weights in after_each[1:]:
+        expected = [0.5 * a + 0.5 * w for a, w in zip(expected, weights, strict=True)]
+    # fit ends by swapping the average in (Keras's finalize_variable_values)
+    for var, want in zip(g_vars, expected, strict=True):
+        np.testing.assert_allclose(ops.convert_to_numpy(var), want, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(a, w) for a, w in zip(expected, after_each[-1], strict=True))
+
+    # A run's presets: the average by default (as fit's own final swap), raw on request.
+    train(config, tmp_path / "run", verbose=0)
+    ship(tmp_path / "run", tmp_path / "ema", step=4)
+    ship(tmp_path / "run", tmp_path / "raw", step=4, average=False)
+    assert read_preset(tmp_path / "ema").metadata["weights"] == "ema"
+    assert read_preset(tmp_path / "raw").metadata["ema_momentum"] == 0.5
+    ema, raw = (_weights(DMCodec.from_preset(tmp_path / n)) for n in ("ema", "raw"))
+    final = _weights(DMCodec.from_preset(tmp_path / "run" / "codec"))  # saved after fit's swap
+    for a, b in zip(ema, final, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    restored = build_trainer(config)
+    load_checkpoint(restored, tmp_path / "run" / "checkpoints" / "step-4")  # raw weights
+    for a, b in zip(raw, _weights(restored.codec), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.allclose(a, b) for a, b in zip(ema, raw, strict=True))
+    config["optimizer"]["ema_momentum"] = 1.0
+    with pytest.raises(ValueError, match="ema_momentum must be between 0 and 1"):
+        build_trainer(config)
+
+
 def test_optimizer_warmup_and_clipping(config):
     config["optimizer"].update(warmup_steps=2, global_clipnorm=5.0)
     trainer = build_trainer(config)

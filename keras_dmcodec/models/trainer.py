@@ -272,6 +272,21 @@ class DMCodecTrainer(keras.Model):
     def generator_optimizer(self):
         return self._g_opt
 
+    def use_weight_average(self):
+        """Replaces the codec's trainable weights with their moving average, if one is kept.
+
+        The average is the generator optimizer's EMA of the weights (an optimizer built with
+        ``use_ema=True, ema_momentum=m``, updated after every generator update on every
+        backend). Codebooks are not trainable weights: they keep their own EMA and their
+        current values. ``fit`` makes the same swap when it ends; this call does it for a
+        trainer restored from a checkpoint (``training.ship``). Returns True if it swapped.
+        """
+        if not getattr(self._g_opt, "use_ema", False):
+            return False
+        # The generator optimizer was built on generator_variables() in this order (compile).
+        self._g_opt.finalize_variable_values(self.generator_variables())
+        return True
+
     @property
     def discriminator_optimizer(self):
         return self._d_opt
