@@ -39,7 +39,11 @@ def test_causal_model_is_the_trained_streaming_twin(model):
     assert meta["total_steps"] == 21500 + meta["step"]
     default = DMCodec.from_preset("dmcodec_small").get_config()
     ours = model.get_config()
-    assert {k for k in ours if k not in ("name", "seed") and ours[k] != default.get(k)} == {
+    # The same architecture; the quantizer's training-time settings may differ (dmcodec_small
+    # v3 was trained on with threshold_ema_dead_code 0.1, this model with the reference's 2).
+    training_only = ("name", "seed", "threshold_ema_dead_code", "decay", "kmeans_iters",
+                     "quantizer_dropout")
+    assert {k for k in ours if k not in training_only and ours[k] != default.get(k)} == {
         "causal", "bidirectional"}
 
 
