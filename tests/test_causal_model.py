@@ -41,8 +41,7 @@ def test_causal_model_is_the_trained_streaming_twin(model):
     ours = model.get_config()
     # The same architecture; the quantizer's training-time settings may differ (dmcodec_small
     # v3 was trained on with threshold_ema_dead_code 0.1, this model with the reference's 2).
-    training_only = ("name", "seed", "threshold_ema_dead_code", "decay", "kmeans_iters",
-                     "quantizer_dropout")
+    training_only = ("name", "seed") + DMCodec.TRAINING_SETTINGS
     assert {k for k in ours if k not in training_only and ours[k] != default.get(k)} == {
         "causal", "bidirectional"}
 

@@ -106,6 +106,10 @@ def plot_curve(points, path):
     import matplotlib.pyplot as plt
 
     steps = [p["total_steps"] for p in points]
+    # Where a point's phase differs from the one before: the new phase starts at the point
+    # before it (the previous run's last, which the next run warm-starts from).
+    phase_starts = [(steps[i - 1], p["phase"]) for i, p in enumerate(points)
+                    if i and p.get("phase") and p["phase"] != points[i - 1].get("phase")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (key, title) in zip(axes, (("stoi", "STOI (higher is better)"),
                                        ("mel_distance", "Mel distance (lower is better)"),
@@ -115,14 +119,12 @@ def plot_curve(points, path):
             ax.axhline(points[-1]["original_wer"], color="grey", linestyle="--",
                        label="original audio")
             ax.legend(fontsize=8, frameon=False, loc="upper right")
-        for i in range(1, len(points)):  # where a point's phase differs from the one before
-            phase = points[i].get("phase")
-            if phase and phase != points[i - 1].get("phase"):
-                ax.axvline(steps[i - 1], color="#d62728", alpha=0.5, linestyle=":")
-                if key == "stoi":
-                    ax.annotate(" phase " + phase.split(":")[0], (steps[i - 1], 0.02),
-                                xycoords=("data", "axes fraction"), fontsize=7,
-                                color="#d62728", ha="left", va="bottom")
+        for start, phase in phase_starts:
+            ax.axvline(start, color="#d62728", alpha=0.5, linestyle=":")
+            if key == "stoi":
+                ax.annotate(" phase " + phase.split(":")[0], (start, 0.02),
+                            xycoords=("data", "axes fraction"), fontsize=7,
+                            color="#d62728", ha="left", va="bottom")
         ax.set_title(title, loc="left", fontsize=10)
         ax.set_xlabel("total training steps")
         ax.grid(alpha=0.3)

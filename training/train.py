@@ -139,10 +139,8 @@ def _warm_start(codec, preset, transfer="exact"):
     source = resolve_model(preset).model
     codec.build((None, None))
     ours, theirs = codec.get_config(), source.get_config()
-    # Training-time settings of the quantizer's codebook updates may change in a fine-tune:
-    # they shape no weight and leave inference alone.
-    allowed = ("seed", "name", "dtype", "trainable", "decay", "threshold_ema_dead_code",
-               "kmeans_iters", "quantizer_dropout")
+    # Training-time settings of the quantizer's codebook updates may change in a fine-tune.
+    allowed = ("seed", "name", "dtype", "trainable") + DMCodec.TRAINING_SETTINGS
     if transfer == "causal":
         if not ours["causal"] or ours["bidirectional"]:
             raise ValueError("train.init_transfer 'causal' needs a model with causal=true and "

@@ -101,6 +101,11 @@ class DMCodec(keras.Model):
     (1, 8000)
     """
 
+    # Config keys of the quantizer's codebook updates: they shape no weight and leave
+    # inference alone, so two models that differ only in them share an architecture (a
+    # fine-tune may change them, ``training.train``'s warm start).
+    TRAINING_SETTINGS = ("decay", "threshold_ema_dead_code", "kmeans_iters", "quantizer_dropout")
+
     def __init__(
         self,
         sample_rate=16000,
