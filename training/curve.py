@@ -17,6 +17,17 @@ seconds) and evaluates afterwards; it stops once the last step is on the curve, 
 no checkpoint has appeared for ``--idle-minutes``. Run it under ``nice`` beside the
 training, and with ``--resume`` semantics for free: points already in ``curve.json``
 are not evaluated again.
+
+A model trained in phases (each a run warm-started from the last one's preset) gets one
+curve over all of them::
+
+    python -m training.curve --merge "3: continuation=runs/a" "4: gan=runs/b" \
+        --to saved_models/dmcodec_small
+
+reads each run's ``curve.json``, tags its points with the phase, drops a later run's
+starting point where the earlier run already has that total step (the same weights), and
+writes ``learning_curve.json``, ``learning_curve.md`` and ``learning_curve.png`` (dotted
+lines where a phase starts) into ``--to``.
 """
 
 import argparse
@@ -156,18 +167,92 @@ def write_outputs(run, points):
         plot_curve(points, _curve_dir(run) / "curve.png")
 
 
+def merge_curves(parts):
+    """One curve from the runs of a phased training.
+
+    Args:
+        parts: ``[(phase, run_dir)]`` in training order; each run has a ``curve.json``.
+
+    Returns:
+        The points by total step, each with its ``phase``. A run's starting point (its
+        ``--baseline``) is dropped where an earlier phase already has a point at that total
+        step: it is the previous run's shipped checkpoint evaluated again.
+    """
+    merged = {}
+    for phase, run in parts:
+        points = load_points(run)
+        if not points:
+            raise ValueError(f"{run}: no learning curve (run python -m training.curve "
+                             f"--run {run} first)")
+        for point in points:
+            total = point["total_steps"]
+            if total in merged and not point.get("run_step", True):
+                continue
+            if total in merged:
+                raise ValueError(f"{run}: total step {total} is also in phase "
+                                 f"{merged[total]['phase']!r}; are the phases in order?")
+            merged[total] = {**point, "phase": phase}
+    return [merged[k] for k in sorted(merged)]
+
+
+def _parse_part(text):
+    phase, sep, run = text.rpartition("=")
+    if not sep or not phase or not run:
+        raise argparse.ArgumentTypeError(f"--merge takes PHASE=RUN_DIR, got {text!r}")
+    return phase, run
+
+
+def write_merged(points, out_dir):
+    """``learning_curve.{json,md,png}`` of merged ``points`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["| total steps | phase | STOI | mel dist. | WER % | ViSQOL | PESQ-WB | SI-SNR dB "
+             "| codes used % |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for i, p in enumerate(points):
+        phase = p["phase"].split(":")[0]
+        if i == 0 and not p.get("run_step", True):
+            phase += " (start)"
+        lines.append(f"| {p['total_steps']} | {phase} | {p['stoi']:.3f} | "
+                     f"{p['mel_distance']:.3f} | {p['wer']:.1f} | {p['visqol']:.3f} | "
+                     f"{p['pesq']:.3f} | {p['si_snr']:.2f} | {p['codebook_usage']:.1f} |")
+    lines.append(f"\nOriginal audio WER on these {points[-1].get('utterances')} utterances: "
+                 f"{points[-1]['original_wer']:.1f} %")
+    with atomic_output(out_dir / "learning_curve.json") as tmp:
+        Path(tmp).write_text(json.dumps(points, indent=1) + "\n")
+    with atomic_output(out_dir / "learning_curve.md") as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
+    plot_curve(points, out_dir / "learning_curve.png")
+    return out_dir
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m training.curve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="training output directory")
-    parser.add_argument("--data", required=True, help="fixed test subset (folder or manifest)")
+    parser.add_argument("--run", help="training output directory")
+    parser.add_argument("--data", help="fixed test subset (folder or manifest)")
     parser.add_argument("--every", type=int, default=2000, help="steps between points")
     parser.add_argument("--baseline", default=None,
                         help="preset the run started from, evaluated as the first point")
     parser.add_argument("--watch", action="store_true", help="follow the run while it trains")
     parser.add_argument("--idle-minutes", type=float, default=20.0,
                         help="--watch stops after this long without a new checkpoint")
+    parser.add_argument("--merge", nargs="+", type=_parse_part, metavar="PHASE=RUN",
+                        help="join the curves of these runs (in training order) into one")
+    parser.add_argument("--to", help="--merge's output folder (e.g. the shipped preset)")
     args = parser.parse_args(argv)
+    if args.merge:
+        if not args.to:
+            parser.error("--merge needs --to (the folder for learning_curve.*)")
+        try:
+            points = merge_curves(args.merge)
+        except ValueError as error:
+            parser.error(str(error))
+        write_merged(points, args.to)
+        print(f"wrote {Path(args.to) / 'learning_curve.json'}, .md and .png "
+              f"({len(points)} points, {len(args.merge)} phases)")
+        return 0
+    if not args.run or not args.data:
+        parser.error("--run and --data are required (or --merge with --to)")
     run = Path(args.run)
     config = json.loads((run / "config.json").read_text())
     final_step = int(config["train"]["steps"])

@@ -63,3 +63,42 @@ def test_plot_marks_where_a_merged_curve_changes_phase(tmp_path, monkeypatch):
     plot_curve([{k: v for k, v in p.items() if k != "phase"} for p in points],
                tmp_path / "d.png")
     assert lines == []
+
+
+def _fake_run(root, name, totals, start_is_baseline):
+    point = {"stoi": 0.8, "mel_distance": 0.5, "wer": 30.0, "visqol": 2.5, "pesq": 1.9,
+             "si_snr": 4.0, "codebook_usage": 90.0, "original_wer": 15.0, "utterances": 20}
+    points = [dict(point, total_steps=t, step=t - totals[0],
+                   run_step=not (i == 0 and start_is_baseline), wer=30.0 + i + len(name))
+              for i, t in enumerate(totals)]
+    (root / name / "curve").mkdir(parents=True)
+    (root / name / "curve" / "curve.json").write_text(json.dumps(points))
+    return root / name
+
+
+def test_merge_joins_phases_and_drops_the_repeated_starting_point(tmp_path, capsys):
+    first = _fake_run(tmp_path, "a", [0, 1000, 2000], start_is_baseline=True)
+    second = _fake_run(tmp_path, "bb", [2000, 3000], start_is_baseline=True)
+    out = tmp_path / "preset"
+    assert main(["--merge", f"1: plain={first}", f"2: gan=x={second}", "--to", str(out)]) == 0
+    assert "(4 points, 2 phases)" in capsys.readouterr().out
+    points = json.loads((out / "learning_curve.json").read_text())
+    assert [p["total_steps"] for p in points] == [0, 1000, 2000, 3000]
+    # step 2000 is the first run's own checkpoint, not the second's re-evaluation of it
+    assert [p["phase"] for p in points] == ["1: plain"] * 3 + ["2: gan=x"]
+    assert points[2]["wer"] == 33.0
+    table = (out / "learning_curve.md").read_text()
+    assert "| 0 | 1 (start) |" in table and "| 3000 | 2 |" in table
+    assert (out / "learning_curve.png").stat().st_size > 10_000
+
+
+def test_merge_refuses_overlapping_phases_and_runs_without_a_curve(tmp_path):
+    first = _fake_run(tmp_path, "a", [0, 1000], start_is_baseline=True)
+    second = _fake_run(tmp_path, "b", [500, 1000], start_is_baseline=False)
+    with pytest.raises(SystemExit):
+        main(["--merge", f"1={first}", f"2={second}", "--to", str(tmp_path / "o")])
+    with pytest.raises(SystemExit):
+        main(["--merge", f"1={tmp_path / 'missing'}", "--to", str(tmp_path / "o")])
+    with pytest.raises(SystemExit):
+        main(["--merge", "no-equals-sign", "--to", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
