@@ -215,4 +215,41 @@ def test_paired_differences_and_their_table(tmp_path):
     summary = [{"label": f"ablation_{v}", "wer": 50.0, "wil": 60.0, "stoi": 0.7, "visqol": 2.0,
                 "pesq": 1.5, "mel_distance": 0.5} for v in ("none", "lm_sm")]
     text = ablation.report({"summary": summary}, 100, tmp_path, "d", records=records)
-    assert "| LM + SM, word-aligned text (ours) | -3.3 ± 6.5 | +0.020 ± 0.011 | – | +0.000" in text
+    # records without transcripts: no WER interval
+    assert "| LM + SM, word-aligned text (ours) | – | -3.3 ± 6.5 | +0.020 ± 0.011 | – | +0.000" \
+        in text
+
+
+def test_relative_wer_interval_is_a_paired_bootstrap_of_the_corpus_wer():
+    def rec(system, utt, wer, text):
+        return {"system": f"ablation_{system}", "id": utt, "wer": wer, "text": text}
+
+    four, two = "the cat sat down", "Hello, world!"  # 4 and 2 words after normalisation
+    records = [rec("none", "a", 0.5, four), rec("none", "b", 1.0, two),
+               rec("lm_sm", "a", 0.25, four), rec("lm_sm", "b", 0.5, two),
+               rec("lm_sm", "c", 0.0, four)]  # not scored for `none`: not paired
+    change, low, high, n = ablation.relative_wer_interval(records, "lm_sm")
+    # errors: none 2 + 2 = 4, lm_sm 1 + 1 = 2 -> -50 %; every resample has the same ratio
+    assert n == 2 and change == pytest.approx(-0.5)
+    assert low == pytest.approx(-0.5) and high == pytest.approx(-0.5)
+    records += [rec("none", "d", 0.5, four), rec("lm_sm", "d", 1.0, four)]
+    change, low, high, n = ablation.relative_wer_interval(records, "lm_sm")
+    assert n == 3 and change == pytest.approx(6 / 6 - 1)  # none 2+2+2, lm_sm 1+1+4
+    assert low < -0.3 and high > 0.5  # utterance d pulls the other way: a wide interval
+    assert ablation.relative_wer_interval(records[:2] + records[2:4], "lm_sm",
+                                          resamples=10, seed=1)[0] == pytest.approx(-0.5)
+    assert ablation.relative_wer_interval([rec("none", "a", 0.0, four),
+                                           rec("lm_sm", "a", 0.5, four)], "lm_sm") is None
+
+
+def test_report_tables_the_wer_interval(tmp_path):
+    records = [{"system": f"ablation_{v}", "id": u, "wer": w, "text": "a b c d",
+                "wil": w, "stoi": 0.8, "visqol": 2.0, "mel_distance": 0.5}
+               for v, u, w in (("none", "a", 0.5), ("none", "b", 0.25),
+                               ("lm_sm", "a", 0.25), ("lm_sm", "b", 0.25))]
+    summary = [{"label": f"ablation_{v}", "wer": w, "wil": w, "stoi": 0.8, "visqol": 2.0,
+                "pesq": 1.5, "mel_distance": 0.5} for v, w in (("none", 37.5), ("lm_sm", 25.0))]
+    text = ablation.report({"summary": summary}, 100, tmp_path, "d", records=records)
+    assert "| -33.3 % |" in text  # the summary's relative WER (25 vs 37.5)
+    # 2 + 1 errors vs 1 + 1: -33.3 %; resamples of (a, a) give -50 %, of (b, b) 0 %
+    assert "| LM + SM, word-aligned text (ours) | -33.3 % [-50.0, +0.0] |" in text
