@@ -294,6 +294,48 @@ def test_adversarial_every_k_runs_the_discriminators_on_every_kth_step_only():
     assert int(_np(trainer.discriminator_optimizer.iterations)) == 2
 
 
+@pytest.mark.skipif(keras.backend.backend() == "jax",
+                    reason="JAX needs its jit for speed (~2 min to compile here); its EMA path is "
+                           "checked exactly by training/train_test.py's shipped-average test")
+def test_weight_average_is_the_codec_optimizers_ema_swapped_in_by_fit():
+    """An EMA generator optimizer: ``fit`` ends with the codec's trainable weights replaced by
+    their moving average (recomputed here from each step's raw weights); the discriminators
+    keep their last weights; ``use_weight_average`` repeats the swap (same values) and is a
+    no-op without an EMA."""
+    momentum = 0.5
+    codec = DMCodec(n_filters=4, dimension=16, semantic_dimension=0, n_q=2, codebook_size=16,
+                    lstm_layers=1, kmeans_iters=2, seed=0)
+    trainer = DMCodecTrainer(codec, discriminators={"msd": {"num_scales": 1, "channels": [4] * 7}},
+                             mel_weights=(45.0, 1.0))
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3, use_ema=True, ema_momentum=momentum),
+                    discriminator_optimizer=keras.optimizers.Adam(1e-3),
+                    run_eagerly=True)  # 3 steps: compiling would cost more than they do
+    disc = trainer.discriminators[0]
+    raw = []  # (codec, discriminator) trainable weights after each step, before fit's swap
+    keep = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: raw.append(
+        ([_np(v).copy() for v in codec.trainable_variables],
+         [_np(v).copy() for v in disc.trainable_variables])))
+    trainer.fit({"audio": _speechlike(2, 3200)}, batch_size=2, epochs=3, verbose=0,
+                shuffle=False, callbacks=[keep])
+    # Keras's EMA: the first step copies the weights, then average = m * average + (1 - m) * w.
+    average = raw[0][0]
+    for codec_weights, _ in raw[1:]:
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, codec_weights,
+                                                                     strict=True)]
+    assert any(not np.allclose(a, w) for a, w in zip(average, raw[-1][0], strict=True))
+    for variable, expected in zip(codec.trainable_variables, average, strict=True):
+        np.testing.assert_allclose(_np(variable), expected, rtol=1e-5, atol=1e-6,
+                                   err_msg=variable.path)
+    for variable, expected in zip(disc.trainable_variables, raw[-1][1], strict=True):
+        np.testing.assert_array_equal(_np(variable), expected)
+    assert trainer.use_weight_average()
+    for variable, expected in zip(codec.trainable_variables, average, strict=True):
+        np.testing.assert_allclose(_np(variable), expected, rtol=1e-5, atol=1e-6)
+    plain = _tiny_trainer()
+    plain.compile(optimizer=keras.optimizers.Adam(1e-3))
+    assert not plain.use_weight_average()
+
+
 def test_mixed_bfloat16_fit_step():
     """A codec built with ``dtype="mixed_bfloat16"`` trains with ``fit``: its discriminators
     take the codec's policy, losses are float32 and finite, and every part's weights move."""
