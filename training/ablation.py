@@ -252,12 +252,13 @@ def relative_wer_interval(records, variant, base="none", resamples=5000, seed=0)
 
     Returns:
         ``(change, low, high, n)`` as fractions (``-0.1`` is 10 % fewer errors), or None with
-        fewer than two paired utterances or no errors in ``base``.
+        fewer than two paired utterances (records without a WER or a transcript are left
+        out) or no errors in ``base``.
     """
     def errors(system):
         return {r["id"]: r["wer"] * len(normalize_text(r["text"]).split()) for r in records
                 if r["system"] == f"ablation_{system}" and r.get("wer") is not None
-                and not math.isnan(r["wer"])}
+                and not math.isnan(r["wer"]) and r.get("text") is not None}
 
     a, b = errors(variant), errors(base)
     ids = sorted(a.keys() & b.keys())
@@ -282,8 +283,7 @@ def _paired_table(records, variants):
     for variant in variants:
         if variant == "none":
             continue
-        found = relative_wer_interval(records, variant) if all(
-            "text" in r for r in records) else None
+        found = relative_wer_interval(records, variant)
         cells = ["–" if found is None else
                  f"{100 * found[0]:+.1f} % [{100 * found[1]:+.1f}, {100 * found[2]:+.1f}]"]
         for metric, _, spec, factor in PAIRED_METRICS:

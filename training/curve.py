@@ -149,20 +149,28 @@ def plot_curve(points, path):
     return Path(path)
 
 
-def write_outputs(run, points):
-    """``curve.md`` and ``curve.png`` of the points."""
-    lines = ["| total steps | run step | STOI | mel dist. | WER % | ViSQOL | PESQ-WB | SI-SNR dB "
-             "| codes used % |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for p in points:
-        step = p["step"] if p.get("run_step", True) else "start"
-        lines.append(f"| {p['total_steps']} | {step} | {p['stoi']:.3f} | "
+def _table(points, column, label, align="---:"):
+    """Markdown table of ``points``: total steps, ``column`` (``label(i, point)``, aligned by
+    ``align``), the metrics, and the original audio's WER on the curve's utterances."""
+    lines = [f"| total steps | {column} | STOI | mel dist. | WER % | ViSQOL | PESQ-WB | SI-SNR dB "
+             f"| codes used % |", f"|---:|{align}|---:|---:|---:|---:|---:|---:|---:|"]
+    for i, p in enumerate(points):
+        lines.append(f"| {p['total_steps']} | {label(i, p)} | {p['stoi']:.3f} | "
                      f"{p['mel_distance']:.3f} | {p['wer']:.1f} | {p['visqol']:.3f} | "
                      f"{p['pesq']:.3f} | {p['si_snr']:.2f} | {p['codebook_usage']:.1f} |")
     if points:
-        lines.append("\nOriginal audio WER on these utterances: "
+        count = points[-1].get("utterances")
+        lines.append(f"\nOriginal audio WER on these {f'{count} ' if count else ''}utterances: "
                      f"{points[-1]['original_wer']:.1f} %")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(run, points):
+    """``curve.md`` and ``curve.png`` of the points."""
+    text = _table(points, "run step",
+                  lambda i, p: p["step"] if p.get("run_step", True) else "start")
     with atomic_output(_curve_dir(run) / "curve.md") as tmp:
-        Path(tmp).write_text("\n".join(lines) + "\n")
+        Path(tmp).write_text(text)
     if points:
         plot_curve(points, _curve_dir(run) / "curve.png")
 
@@ -206,21 +214,16 @@ def write_merged(points, out_dir):
     """``learning_curve.{json,md,png}`` of merged ``points`` in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["| total steps | phase | STOI | mel dist. | WER % | ViSQOL | PESQ-WB | SI-SNR dB "
-             "| codes used % |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for i, p in enumerate(points):
-        phase = p["phase"].split(":")[0]
-        if i == 0 and not p.get("run_step", True):
-            phase += " (start)"
-        lines.append(f"| {p['total_steps']} | {phase} | {p['stoi']:.3f} | "
-                     f"{p['mel_distance']:.3f} | {p['wer']:.1f} | {p['visqol']:.3f} | "
-                     f"{p['pesq']:.3f} | {p['si_snr']:.2f} | {p['codebook_usage']:.1f} |")
-    lines.append(f"\nOriginal audio WER on these {points[-1].get('utterances')} utterances: "
-                 f"{points[-1]['original_wer']:.1f} %")
+
+    def phase(i, p):  # "3", "3 (start)" for a curve that begins at a run's baseline
+        start = i == 0 and not p.get("run_step", True)
+        return p["phase"].split(":")[0] + (" (start)" if start else "")
+
+    text = _table(points, "phase", phase, align="---")
     with atomic_output(out_dir / "learning_curve.json") as tmp:
         Path(tmp).write_text(json.dumps(points, indent=1) + "\n")
     with atomic_output(out_dir / "learning_curve.md") as tmp:
-        Path(tmp).write_text("\n".join(lines) + "\n")
+        Path(tmp).write_text(text)
     plot_curve(points, out_dir / "learning_curve.png")
     return out_dir
 
